@@ -73,7 +73,9 @@ class Settings(BaseModel):
 
     # --- Jobs ----------------------------------------------------------------------------------
     job_timeout: float = Field(
-        1800.0, alias="JOB_TIMEOUT", description="Default per-job timeout in seconds (input `timeout` overrides)."
+        1800.0,
+        alias="JOB_TIMEOUT",
+        description="Default per-job timeout in seconds (input `timeout` overrides).",
     )
     job_timeout_max: float = Field(
         86400.0, alias="JOB_TIMEOUT_MAX", description="Largest `timeout` a job may ask for, in seconds."
@@ -132,10 +134,14 @@ class Settings(BaseModel):
 
     # --- Models ---------------------------------------------------------------------------------
     models_lock: Path | None = Field(
-        None, alias="MODELS_LOCK", description="models.lock.yaml to use; default the one shipped with the worker."
+        None,
+        alias="MODELS_LOCK",
+        description="models.lock.yaml to use; default the one shipped with the worker.",
     )
     model_set: str | None = Field(
-        None, alias="MODEL_SET", description="Model set for slim images (bf16 or fp8); baked images know theirs."
+        None,
+        alias="MODEL_SET",
+        description="Model set for slim images (bf16 or fp8); baked images know theirs.",
     )
     models_dir: Path | None = Field(
         None, alias="MODELS_DIR", description="Explicit models directory, searched first."
@@ -147,7 +153,9 @@ class Settings(BaseModel):
         RUNPOD_VOLUME, alias="RUNPOD_VOLUME_PATH", description="Network volume mount point."
     )
     allow_downloads: bool = Field(
-        False, alias="ALLOW_DOWNLOADS", description="Download missing model files from Hugging Face at startup."
+        False,
+        alias="ALLOW_DOWNLOADS",
+        description="Download missing model files from Hugging Face at startup.",
     )
     download_dir: Path | None = Field(
         None,
@@ -167,7 +175,9 @@ class Settings(BaseModel):
     worker_home: Path = Field(
         DEFAULT_WORKER_HOME, alias="WORKER_HOME", description="Holds build-info.json and the symlink farm."
     )
-    hf_token: SecretStr | None = Field(None, alias="HF_TOKEN", description="Hugging Face token (gated repos).")
+    hf_token: SecretStr | None = Field(
+        None, alias="HF_TOKEN", description="Hugging Face token (gated repos)."
+    )
     hf_endpoint: str | None = Field(None, alias="HF_ENDPOINT", description="Hugging Face endpoint override.")
 
     @field_validator(

@@ -6,6 +6,11 @@ folder and file name it is seen under, and its licence. Model *sets* map templat
 (``checkpoint``, ``text_encoder``, ...) to entries: a set is what an image variant bakes and
 what the templates resolve their loader inputs to.
 
+A ``licenses`` section names licence texts that must travel with the weights (a baked image
+redistributes them): each is a file in a Hugging Face repo, pinned like an entry, fetched into
+``<dest>/licenses/<filename>`` next to the models. An entry's ``license`` is either a key of that
+section or a plain identifier (``mit``, ``apache-2.0``) with no file to ship.
+
 Loading is pure (text in, ``ModelLock`` out) and reports the offending entry and field.
 """
 
@@ -101,6 +106,27 @@ class LockEntry:
 
 
 @dataclass(frozen=True)
+class LicenseFile:
+    """A licence text shipped with the weights that use it."""
+
+    id: str
+    repo: str
+    path: str
+    revision: str | None
+    sha256: str | None
+    size: int | None
+    filename: str
+
+    @property
+    def relpath(self) -> str:
+        return f"licenses/{self.filename}"
+
+    @property
+    def revision_or_main(self) -> str:
+        return self.revision or "main"
+
+
+@dataclass(frozen=True)
 class ModelSet:
     """A named set of entries, keyed by the template role each fills."""
 
@@ -113,6 +139,7 @@ class ModelSet:
 class ModelLock:
     entries: Mapping[str, LockEntry]
     sets: Mapping[str, ModelSet]
+    licenses: Mapping[str, LicenseFile]
     digest: str  # sha256 of the file's bytes: what an image records as "lock digest"
     source: Path | None = None
 
@@ -130,6 +157,11 @@ class ModelLock:
         for entry_id in self.set(name).models.values():
             seen.setdefault(entry_id, self.entries[entry_id])
         return list(seen.values())
+
+    def set_licenses(self, name: str) -> list[LicenseFile]:
+        """Licence texts the set's entries need shipped with them."""
+        ids = dict.fromkeys(e.license for e in self.set_entries(name) if e.license in self.licenses)
+        return [self.licenses[i] for i in ids]
 
     def role_filenames(self, name: str) -> dict[str, str]:
         """role -> the file name ComfyUI sees, for the templates."""
@@ -172,7 +204,7 @@ def parse_lock(text: str, source: Path | None = None) -> ModelLock:
         raise LockError(f"{where}: expected a mapping with 'schema', 'entries' and 'sets'")
     if document.get("schema") != SCHEMA_VERSION:
         problems.add("schema", f"expected {SCHEMA_VERSION}, got {document.get('schema')!r}")
-    unknown_top = set(document) - {"schema", "entries", "sets"}
+    unknown_top = set(document) - {"schema", "entries", "sets", "licenses"}
     if unknown_top:
         problems.add("(top level)", f"unknown keys {sorted(unknown_top)}")
 
@@ -185,6 +217,16 @@ def parse_lock(text: str, source: Path | None = None) -> ModelLock:
         entry = _parse_entry(str(entry_id), raw, problems)
         if entry is not None:
             entries[entry.id] = entry
+
+    licenses: dict[str, LicenseFile] = {}
+    raw_licenses = document.get("licenses") or {}
+    if not isinstance(raw_licenses, Mapping):
+        problems.add("licenses", "expected a mapping of licence id -> licence file")
+        raw_licenses = {}
+    for license_id, raw in raw_licenses.items():
+        license_file = _parse_license(str(license_id), raw, problems)
+        if license_file is not None:
+            licenses[license_file.id] = license_file
 
     sets: dict[str, ModelSet] = {}
     raw_sets = document.get("sets")
@@ -200,7 +242,7 @@ def parse_lock(text: str, source: Path | None = None) -> ModelLock:
 
     problems.raise_if_any()
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return ModelLock(entries=entries, sets=sets, digest=digest, source=source)
+    return ModelLock(entries=entries, sets=sets, licenses=licenses, digest=digest, source=source)
 
 
 def load_lock(path: Path | str | None = None) -> ModelLock:
@@ -239,24 +281,19 @@ def _parse_entry(entry_id: str, raw: Any, problems: _Problems) -> LockEntry | No
     if path.startswith("/") or ".." in path.split("/") or path.endswith("/"):
         problems.add(f"{loc}.path", f"expected a file path inside the repo, got {path!r}")
     if folder not in COMFYUI_FOLDERS:
-        problems.add(f"{loc}.folder", f"expected a ComfyUI models folder {sorted(COMFYUI_FOLDERS)}, got {folder!r}")
+        problems.add(
+            f"{loc}.folder", f"expected a ComfyUI models folder {sorted(COMFYUI_FOLDERS)}, got {folder!r}"
+        )
     if "/" in filename or "\\" in filename or filename in {".", ".."}:
         problems.add(f"{loc}.filename", f"expected a bare file name, got {filename!r}")
 
-    revision = raw.get("revision")
-    if revision is not None and not (isinstance(revision, str) and _HEX40.match(revision)):
-        problems.add(f"{loc}.revision", f"expected a 40-hex commit or null (unknown), got {revision!r}")
-    sha256 = raw.get("sha256")
-    if sha256 is not None and not (isinstance(sha256, str) and _HEX64.match(sha256)):
-        problems.add(f"{loc}.sha256", f"expected 64 lowercase hex digits or null (unknown), got {sha256!r}")
-    size = raw.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        problems.add(f"{loc}.size", f"expected a positive byte count or null (unknown), got {size!r}")
+    _check_pins(loc, raw, problems)
     gated = raw.get("gated")
     if gated is not None and not isinstance(gated, bool):
         problems.add(f"{loc}.gated", f"expected true, false or null (unknown), got {gated!r}")
     if len(problems.items) > before:
         return None
+    revision, sha256, size = raw.get("revision"), raw.get("sha256"), raw.get("size")
     return LockEntry(
         id=entry_id,
         role=role,
@@ -269,6 +306,53 @@ def _parse_entry(entry_id: str, raw: Any, problems: _Problems) -> LockEntry | No
         filename=filename,
         license=raw["license"],
         gated=gated,
+    )
+
+
+def _check_pins(loc: str, raw: Mapping[str, Any], problems: _Problems) -> None:
+    revision = raw.get("revision")
+    if revision is not None and not (isinstance(revision, str) and _HEX40.match(revision)):
+        problems.add(f"{loc}.revision", f"expected a 40-hex commit or null (unknown), got {revision!r}")
+    sha256 = raw.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _HEX64.match(sha256)):
+        problems.add(f"{loc}.sha256", f"expected 64 lowercase hex digits or null (unknown), got {sha256!r}")
+    size = raw.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        problems.add(f"{loc}.size", f"expected a positive byte count or null (unknown), got {size!r}")
+
+
+_LICENSE_FIELDS = ("repo", "path", "revision", "sha256", "size", "filename")
+
+
+def _parse_license(license_id: str, raw: Any, problems: _Problems) -> LicenseFile | None:
+    loc = f"licenses.{license_id}"
+    if not isinstance(raw, Mapping):
+        problems.add(loc, "expected a mapping of fields")
+        return None
+    before = len(problems.items)
+    unknown = set(raw) - set(_LICENSE_FIELDS)
+    if unknown:
+        problems.add(loc, f"unknown fields {sorted(unknown)}; known: {', '.join(_LICENSE_FIELDS)}")
+    for name in ("repo", "path", "filename"):
+        if not isinstance(raw.get(name), str) or not raw.get(name):
+            problems.add(f"{loc}.{name}", f"required text field, got {raw.get(name)!r}")
+    if len(problems.items) > before:
+        return None
+    if not _REPO.match(raw["repo"]):
+        problems.add(f"{loc}.repo", f"expected 'org/name', got {raw['repo']!r}")
+    if "/" in raw["filename"] or raw["filename"] in {".", ".."}:
+        problems.add(f"{loc}.filename", f"expected a bare file name, got {raw['filename']!r}")
+    _check_pins(loc, raw, problems)
+    if len(problems.items) > before:
+        return None
+    return LicenseFile(
+        id=license_id,
+        repo=raw["repo"],
+        path=raw["path"],
+        revision=raw.get("revision"),
+        sha256=raw.get("sha256"),
+        size=raw.get("size"),
+        filename=raw["filename"],
     )
 
 
