@@ -1,0 +1,553 @@
+"""One RunPod job through ComfyUI: validate, place media, queue, follow, deliver, clean up.
+
+``JobRunner.run(job)`` is what the async RunPod handler awaits. It never raises for a job's own
+problems: those come back as ``{"error": "<one line>", "details": [...]}``. It re-raises only a
+cancellation from RunPod, after interrupting ComfyUI and cleaning up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from handler.comfy.client import DISCONNECTED, RECONNECTED, ComfyClient, ComfyHTTPError, ComfyRejected
+from handler.comfy.errors import JobFailure, execution_failure, interrupted_failure, validation_failure
+from handler.comfy.events import PromptTracker, terminal_from_history, terminal_from_job
+from handler.comfy.supervisor import ComfyProcess, ComfyStartupError
+from handler.job import outputs as out
+from handler.job.media import MediaLoader, sniff_extension, write_input_file
+from handler.job.schema import (
+    InputError,
+    JobRequest,
+    apply_overrides,
+    class_problems,
+    override_problems,
+    parse_job_input,
+)
+from handler.job.storage import bucket_config, upload_files
+from handler.log import Stopwatch, job_context, register_secrets
+from handler.settings import Settings
+
+log = logging.getLogger("handler.job")
+
+QUIET_POLL_SECONDS = 10.0  # ask /history this often when the WebSocket is up but silent
+DOWN_POLL_SECONDS = 0.5  # and this often while it is reconnecting
+INTERRUPT_GRACE_SECONDS = 15.0  # how long an interrupted prompt may take to stop
+JOBS_SUBFOLDER = "jobs"
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _ComfyDied(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+@dataclass
+class _JobFiles:
+    """Everything a job put on disk, removed when it ends."""
+
+    inputs: list[Path] = field(default_factory=list)
+    output_dir: Path | None = None
+    reported: list[Path] = field(default_factory=list)
+
+    def clean(self) -> None:
+        for path in self.inputs + self.reported:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if self.output_dir is not None:
+            shutil.rmtree(self.output_dir, ignore_errors=True)
+
+
+def job_folder_key(job_id: str) -> str:
+    """A folder name for the job's outputs: its id made file-name safe, plus a unique tail."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", job_id)[:64] or "job"
+    return f"{safe}-{uuid.uuid4().hex[:8]}"
+
+
+def scope_output_prefixes(prompt: dict[str, Any], object_info: Mapping[str, Any], folder: str) -> list[str]:
+    """Send every output node's files into ``output/<folder>/`` (pure; edits ``prompt``).
+
+    Two reasons: the job's outputs can be found and removed as one folder, and an output node
+    whose inputs changed is never answered from ComfyUI's cache with a previous job's (deleted)
+    files. Returns the ids of the nodes changed.
+    """
+    changed = []
+    for node_id, node in prompt.items():
+        schema = object_info.get(str(node.get("class_type")))
+        inputs = node.get("inputs") or {}
+        prefix = inputs.get("filename_prefix")
+        if isinstance(schema, Mapping) and schema.get("output_node") and isinstance(prefix, str):
+            inputs["filename_prefix"] = f"{folder}/{prefix.lstrip('/')}"
+            changed.append(str(node_id))
+    return changed
+
+
+def _strip_job_folder(subfolder: str, folder: str) -> str:
+    return (
+        subfolder[len(folder) + 1 :]
+        if subfolder.startswith(folder + "/")
+        else ("" if subfolder == folder else subfolder)
+    )
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        comfy: ComfyProcess,
+        client: ComfyClient,
+        *,
+        model_report: Any = None,
+        role_filenames: Mapping[str, str] | None = None,
+        on_platform: bool | None = None,
+        progress_sink: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.comfy = comfy
+        self.client = client
+        self.model_report = model_report
+        self.role_filenames = dict(role_filenames or {})
+        self.media = MediaLoader(settings)
+        self.on_platform = (
+            bool(os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT")) if on_platform is None else on_platform
+        )
+        self.progress_sink = progress_sink
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._restarting: asyncio.Future[Any] | None = None
+
+    # --- entry point --------------------------------------------------------------------------
+    async def run(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        job_id = str(job.get("id") or f"job-{uuid.uuid4().hex[:12]}")
+        lock = self._locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+        async with lock:  # one job at a time per worker, whatever the SDK's concurrency
+            with job_context(job_id):
+                return await self._run_guarded(job_id, job)
+
+    async def _run_guarded(self, job_id: str, job: Mapping[str, Any]) -> dict[str, Any]:
+        watch = Stopwatch()
+        files = _JobFiles()
+        state: dict[str, Any] = {}
+        try:
+            result = await self._run(job_id, job, watch, files, state)
+        except InputError as exc:
+            result = {"error": str(exc), "details": [{"message": p} for p in exc.problems]}
+        except JobFailure as failure:
+            result = failure.as_result()
+        except asyncio.CancelledError:
+            log.warning("job cancelled by RunPod; stopping its ComfyUI prompt")
+            if state.get("prompt_id"):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self.client.cancel(state["prompt_id"])), 5)
+            raise
+        except Exception as exc:  # a bug of ours: report it, keep serving
+            log.exception("job failed unexpectedly")
+            result = {"error": f"internal worker error: {type(exc).__name__}: {exc}"}
+        finally:
+            if state.get("prompt_id"):
+                self.client.unsubscribe(state["prompt_id"])
+            files.clean()
+        if "error" in result:
+            log.warning("job failed: %s", result["error"])
+            result["status"] = "error"
+        else:
+            log.info("job done in %.0f ms", watch.total_ms())
+        if state.get("prompt_id"):
+            result.setdefault("prompt_id", state["prompt_id"])
+        if self.model_report is not None:
+            result["models"] = self.model_report.to_dict()
+        result["timings"] = {**watch.marks, "total_ms": watch.total_ms()}
+        return result
+
+    # --- the job ----------------------------------------------------------------------------------
+    async def _run(
+        self, job_id: str, job: Mapping[str, Any], watch: Stopwatch, files: _JobFiles, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        from handler import templates  # the workflow templates; imported late to keep startup light
+
+        s3_config = job.get("s3Config") if isinstance(job.get("s3Config"), Mapping) else None
+        if s3_config:
+            register_secrets([str(s3_config.get("accessId", "")), str(s3_config.get("accessSecret", ""))])
+        request = parse_job_input(
+            job.get("input"),
+            default_timeout=self.settings.job_timeout,
+            max_timeout=self.settings.job_timeout_max,
+            validate_template=templates.validate_template_params,
+            template_media=templates.template_media_slots,
+        )
+        bucket = bucket_config(self.settings, s3_config)  # a malformed bucket fails before any work
+        if request.template is not None:
+            self._check_models_for_template(request.template, templates.template_roles(request.template))
+        await self._ensure_comfyui()
+        object_info = await self.client.object_info()
+        if request.workflow is not None:
+            problems = class_problems(request.workflow, object_info) + override_problems(
+                request.workflow, request.params, object_info
+            )
+            if problems:
+                raise InputError(problems)
+            self._check_models_for_workflow(request.workflow)
+        watch.mark("validate_ms")
+
+        media_files = await self._place_media(job_id, request, files)
+        watch.mark("media_ms")
+
+        if request.template is not None:
+            prompt = templates.render_template(
+                request.template,
+                request.template_params or {},
+                model_files=self.role_filenames,
+                media_files=media_files,
+            )
+            problems = override_problems(prompt, request.params, object_info)
+            if problems:
+                raise InputError(problems)
+        else:
+            prompt = copy.deepcopy(request.workflow or {})
+        apply_overrides(prompt, request.params)
+        folder = f"{JOBS_SUBFOLDER}/{job_folder_key(job_id)}"
+        scope_output_prefixes(prompt, object_info, folder)
+        files.output_dir = (self.settings.output_dir / folder).resolve()
+
+        prompt_id = str(uuid.uuid4())
+        state["prompt_id"] = prompt_id
+        terminal, node_outputs = await self._execute(job, prompt_id, prompt, request.timeout, watch)
+        kind = terminal["type"]
+        if kind == "execution_error":
+            raise execution_failure(terminal.get("data") or {})
+        if kind == "execution_interrupted":
+            raise interrupted_failure(
+                terminal.get("data") or {},
+                "the prompt was interrupted in ComfyUI (by /interrupt or a cancel)",
+            )
+
+        result = await self._deliver(job_id, request, node_outputs, folder, bucket, files, watch)
+        result["prompt_id"] = prompt_id
+        if request.template is not None:
+            result["template"] = request.template
+            result["parameters"] = _public_parameters(request.template_params or {}, media_files)
+        return result
+
+    # --- models -----------------------------------------------------------------------------------
+    def _missing_model_error(self) -> str | None:
+        report = self.model_report
+        return report.missing_error() if report is not None else None
+
+    def _check_models_for_template(self, template: str, roles: list[str]) -> None:
+        missing_error = self._missing_model_error()
+        if missing_error and not self.role_filenames:
+            raise JobFailure(f"template {template!r} needs models, but none are available: {missing_error}")
+        absent = [r for r in roles if r not in self.role_filenames]
+        if absent:
+            raise JobFailure(
+                f"template {template!r} needs model roles {', '.join(absent)}, which the active model set does not provide"
+            )
+        if missing_error:
+            needed = {self.role_filenames[r] for r in roles}
+            missing_names = {m.filename for m in getattr(self.model_report, "missing", ())}
+            if needed & missing_names:
+                raise JobFailure(missing_error)
+
+    def _check_models_for_workflow(self, workflow: Mapping[str, Any]) -> None:
+        """A raw workflow that names a file of the active set that is missing gets the full story."""
+        missing = {m.filename: m for m in getattr(self.model_report, "missing", ())}
+        if not missing:
+            return
+        for node in workflow.values():
+            for value in (node.get("inputs") or {}).values():
+                if isinstance(value, str) and value in missing:
+                    raise JobFailure(self._missing_model_error() or f"{value} is missing")
+
+    def _model_hint(self) -> str | None:
+        if not self.role_filenames:
+            return None
+        names = ", ".join(sorted(set(self.role_filenames.values())))
+        model_set = getattr(self.model_report, "model_set", None)
+        return (
+            f"the active model set {model_set!r} provides: {names}"
+            if model_set
+            else f"available models: {names}"
+        )
+
+    # --- ComfyUI health -------------------------------------------------------------------------
+    async def _ensure_comfyui(self) -> None:
+        if self.comfy.alive:
+            return
+        log.warning("ComfyUI is not running (exit code %s); restarting it", self.comfy.exit_code)
+        try:
+            await self._restart_comfyui()
+        except ComfyStartupError as exc:
+            raise JobFailure(
+                "ComfyUI is down and did not restart", [{"message": str(exc)}], refresh_worker=True
+            ) from None
+
+    async def _restart_comfyui(self) -> None:
+        if self._restarting is None or self._restarting.done():
+            self._restarting = asyncio.ensure_future(asyncio.to_thread(self.comfy.restart))
+        await asyncio.shield(self._restarting)
+        self.client.forget_object_info()
+
+    # --- media --------------------------------------------------------------------------------------
+    async def _place_media(self, job_id: str, request: JobRequest, files: _JobFiles) -> dict[str, str]:
+        """Decode or download every media input, then write each into ComfyUI's input folder."""
+        loaded = await asyncio.gather(
+            *(self.media.load(ref, f"input.{where}") for where, ref in request.media.items())
+        )
+        by_key = dict(zip(request.media, loaded, strict=True))
+        for index, upload in enumerate(request.images):
+            data, _mime = by_key[f"images[{index}]"]
+            files.inputs.append(write_input_file(self.settings.input_dir, upload.name, data))
+        media_files: dict[str, str] = {}
+        tag = re.sub(r"[^A-Za-z0-9]", "", job_id)[-12:] or "job"
+        for key, (data, mime) in by_key.items():
+            if key.startswith("images["):
+                continue
+            name = f"job-{tag}-{uuid.uuid4().hex[:6]}-{key}{sniff_extension(data, mime)}"
+            files.inputs.append(write_input_file(self.settings.input_dir, name, data))
+            media_files[key] = name
+        return media_files
+
+    # --- execution ------------------------------------------------------------------------------------
+    async def _execute(
+        self, job: Mapping[str, Any], prompt_id: str, prompt: dict[str, Any], timeout: float, watch: Stopwatch
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        tracker = PromptTracker.for_prompt(prompt_id, prompt)
+        queue = self.client.subscribe(prompt_id)
+        await self.client.connect()
+        try:
+            answer = await self.client.queue_prompt(prompt, prompt_id)
+        except ComfyRejected as rejected:
+            raise validation_failure(rejected.body, model_hint=self._model_hint()) from None
+        except ComfyHTTPError as exc:
+            raise JobFailure(f"could not queue the prompt: {exc}") from None
+        if answer.get("node_errors"):
+            # ComfyUI queued the valid outputs and silently dropped the others: refuse the job.
+            with contextlib.suppress(ComfyHTTPError):
+                await self.client.cancel(prompt_id)
+            raise validation_failure({"node_errors": answer["node_errors"]}, model_hint=self._model_hint())
+        watch.mark("queue_ms")
+        try:
+            needs_history = await self._follow(job, tracker, queue, timeout)
+        except _TimedOut:
+            raise await self._stop_after_timeout(tracker, queue, timeout) from None
+        except _ComfyDied as died:
+            tail = self.comfy.log_tail(30)
+            self._restart_in_background()
+            raise JobFailure(
+                f"ComfyUI exited with code {died.code} while running the job (see comfyui_log); the worker restarts it",
+                [{"message": f"ComfyUI exited with code {died.code}", "node_id": tracker.progress().node}],
+                comfyui_log=tail,
+                refresh_worker=True,
+            ) from None
+        watch.mark("run_ms")
+        terminal = tracker.terminal or {}
+        node_outputs = tracker.outputs
+        if needs_history or (terminal.get("type") == "execution_success" and not node_outputs):
+            entry = await self.client.history(tracker.prompt_id)
+            if entry is not None:
+                node_outputs = entry.get("outputs") or node_outputs
+        return terminal, node_outputs
+
+    async def _follow(
+        self,
+        job: Mapping[str, Any],
+        tracker: PromptTracker,
+        queue: asyncio.Queue[dict[str, Any]],
+        timeout: float,
+    ) -> bool:
+        """Wait for the prompt's terminal message; True when messages may have been missed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        death = self.comfy.exit_future()
+        next_progress = 0.0
+        missed = False
+        getter: asyncio.Future[dict[str, Any]] | None = None
+        try:
+            while not tracker.finished:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise _TimedOut()
+                if getter is None:
+                    getter = asyncio.ensure_future(queue.get())
+                poll_after = QUIET_POLL_SECONDS if self.client.websocket_up else DOWN_POLL_SECONDS
+                done, _ = await asyncio.wait(
+                    {getter, death}, timeout=min(remaining, poll_after), return_when=asyncio.FIRST_COMPLETED
+                )
+                if death in done:
+                    raise _ComfyDied(death.result())
+                if getter in done:
+                    message = getter.result()
+                    getter = None
+                    if message is RECONNECTED or message is DISCONNECTED:
+                        missed = True
+                        if message is RECONNECTED:
+                            await self._poll_terminal(tracker)
+                        continue
+                    if tracker.feed(message) and not tracker.finished and loop.time() >= next_progress:
+                        next_progress = loop.time() + self.settings.progress_interval
+                        self._send_progress(job, tracker)
+                else:
+                    # Silence: the socket may be down or stuck; ask ComfyUI directly.
+                    if await self._poll_terminal(tracker):
+                        missed = True
+        finally:
+            if getter is not None:
+                getter.cancel()
+            death.cancel()
+        return missed
+
+    async def _poll_terminal(self, tracker: PromptTracker) -> bool:
+        """Ask /api/jobs (0.2x) or /history whether the prompt has ended; adopt the answer."""
+        try:
+            job = await self.client.job(tracker.prompt_id)
+            terminal = terminal_from_job(job) if job else None
+            if terminal is None and job is None:
+                entry = await self.client.history(tracker.prompt_id)
+                terminal = terminal_from_history(entry) if entry else None
+        except ComfyHTTPError as exc:
+            log.debug("status poll failed: %s", exc)
+            return False
+        if terminal is not None and tracker.terminal is None:
+            tracker.terminal = terminal
+            return True
+        return False
+
+    async def _stop_after_timeout(
+        self, tracker: PromptTracker, queue: asyncio.Queue[dict[str, Any]], timeout: float
+    ) -> JobFailure:
+        progress = tracker.progress()
+        where = f" at node {progress.node} ({progress.class_type})" if progress.node else ""
+        log.warning("job timed out after %.0f s%s; interrupting ComfyUI", timeout, where)
+        with contextlib.suppress(ComfyHTTPError):
+            await self.client.cancel(tracker.prompt_id)
+        deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+        while tracker.terminal is None and time.monotonic() < deadline:
+            try:
+                message = await asyncio.wait_for(queue.get(), timeout=0.5)
+                tracker.feed(message)
+            except TimeoutError:
+                await self._poll_terminal(tracker)
+        message = f"the job timed out after {timeout:g} s{where}"
+        if tracker.terminal is not None:
+            return JobFailure(
+                f"{message}; ComfyUI stopped the prompt", [{"message": message, "node_id": progress.node}]
+            )
+        # ComfyUI ignores the interrupt (a node without progress hooks, or a hang): restart it.
+        self._restart_in_background(kill=True)
+        return JobFailure(
+            f"{message}; ComfyUI did not stop within {INTERRUPT_GRACE_SECONDS:g} s, so it is being restarted",
+            [{"message": message, "node_id": progress.node}],
+            refresh_worker=True,
+        )
+
+    def _restart_in_background(self, kill: bool = False) -> None:
+        if kill:
+            self.comfy.stop(grace=2.0)
+        self._restarting = asyncio.ensure_future(asyncio.to_thread(self._restart_quietly))
+
+    def _restart_quietly(self) -> None:
+        try:
+            self.comfy.restart()
+            self.client.forget_object_info()
+        except ComfyStartupError as exc:
+            log.error("ComfyUI did not restart: %s", exc)
+
+    def _send_progress(self, job: Mapping[str, Any], tracker: PromptTracker) -> None:
+        update = tracker.progress().as_update()
+        if self.progress_sink is not None:
+            self.progress_sink(dict(job), update)
+        elif self.on_platform:
+            import runpod
+
+            runpod.serverless.progress_update(dict(job), update)
+        log.info(
+            "progress %.0f%% node %s%s",
+            update["percent"],
+            update.get("node", "-"),
+            f" step {update['step']}/{update['steps']}" if "step" in update else "",
+        )
+
+    # --- outputs ---------------------------------------------------------------------------------------
+    async def _deliver(
+        self,
+        job_id: str,
+        request: JobRequest,
+        node_outputs: Mapping[str, Any],
+        folder: str,
+        bucket: Any,
+        files: _JobFiles,
+        watch: Stopwatch,
+    ) -> dict[str, Any]:
+        refs = out.collect_output_refs(node_outputs, include_temp=request.output.previews)
+        roots = {"output": self.settings.output_dir, "temp": self.settings.temp_dir}
+        found = out.stat_outputs(refs, roots)
+        files.reported.extend(f.path for f in found if files.output_dir not in f.path.parents)
+        mode = request.output.delivery
+        delivery = out.choose_delivery(
+            mode,
+            inline_bytes=out.inline_size(found),
+            limit=self.settings.inline_max_bytes,
+            bucket_available=bucket is not None,
+            file_count=len(found),
+        )
+        items: list[dict[str, Any]] = []
+        if delivery == "inline":
+            for file in found:
+                data, digest = await asyncio.to_thread(out.read_inline, file.path)
+                item = out.describe(file, digest)
+                item["data"] = data
+                items.append(item)
+        elif delivery == "url":
+            digests = await asyncio.gather(*(asyncio.to_thread(out.sha256_of, f.path) for f in found))
+            names = [self._object_name(f, folder) for f in found]
+            urls = await upload_files(
+                bucket, job_id, [(f.path, n, f.mime) for f, n in zip(found, names, strict=True)]
+            )
+            for file, digest, url in zip(found, digests, urls, strict=True):
+                item = out.describe(file, digest)
+                item["url"] = url
+                items.append(item)
+        if self.settings.outputs_on_volume and found:
+            await asyncio.to_thread(self._keep_on_volume, job_id, found, folder, items)
+        watch.mark("deliver_ms")
+        return {"status": "success", "outputs": items, "delivery": delivery}
+
+    @staticmethod
+    def _object_name(file: out.OutputFile, folder: str) -> str:
+        sub = _strip_job_folder(file.ref.subfolder, folder)
+        return f"{sub}/{file.ref.filename}" if sub else file.ref.filename
+
+    def _keep_on_volume(
+        self, job_id: str, found: list[out.OutputFile], folder: str, items: list[dict[str, Any]]
+    ) -> None:
+        volume = self.settings.runpod_volume
+        if not volume.is_dir():
+            log.warning("OUTPUTS_ON_VOLUME is set but %s is not mounted; outputs are not kept", volume)
+            return
+        target_root = volume / "outputs" / re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)
+        for file, item in zip(found, items, strict=False):
+            target = target_root / self._object_name(file, folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file.path, target)
+            item["volume_path"] = str(target)
+
+
+def _public_parameters(params: Mapping[str, Any], media_files: Mapping[str, str]) -> dict[str, Any]:
+    """The template parameters used, with media shown by the file they became (not their bytes)."""
+    shown = dict(params)
+    for key, name in media_files.items():
+        shown[key] = {"file": name}
+    return shown
