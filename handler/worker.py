@@ -115,11 +115,20 @@ class Worker:
         self.comfy.start()
         waited = self.comfy.wait_ready()
         log.info("ComfyUI is ready on %s after %.2f s", settings.comfyui_url, waited)
+        asyncio.run(self._load_node_schemas())
         self.runner = JobRunner(
             settings, self.comfy, self.client, model_report=prepared.report, role_filenames=role_filenames
         )
         if settings.warmup:
             self.warm_up(settings.warmup)
+
+    async def _load_node_schemas(self) -> None:
+        """Fetch /object_info once now, so the first job does not pay for it."""
+        try:
+            info = await self.client.object_info()
+            log.info("ComfyUI offers %d node classes", len(info))
+        finally:
+            await self.client.close()
 
     def warm_up(self, setting: str) -> None:
         """Run the warm-up job once so the first real job finds the weights loaded."""

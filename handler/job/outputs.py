@@ -8,10 +8,11 @@ previews are skipped unless asked for. Files are read from ComfyUI's output fold
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import mimetypes
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -37,18 +38,20 @@ ITEM_OVERHEAD_BYTES = 512
 READ_CHUNK = 3 << 20  # a multiple of 3, so each chunk base64-encodes without padding
 
 
-class InlineData(str):
-    """Base64 text whose repr is short.
+class OutputList(list):
+    """The result's output items, with a short repr.
 
-    The RunPod SDK formats every handler result into DEBUG log f-strings (evaluated even when
-    DEBUG is off), which costs ~150 ms per 20 MB and would copy the payload into logs; the JSON
-    encoders treat this as the plain string it is.
+    The RunPod SDK formats every handler result into DEBUG log f-strings, evaluated even when
+    DEBUG is off; a 20 MB base64 payload costs ~150 ms to format and would be copied into logs.
+    The JSON encoders treat this as the plain list it is. (A list subclass rather than a str
+    subclass: making a str subclass copies the whole payload once more.)
     """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return f"<{len(self)} base64 characters>"
+        names = ", ".join(str(item.get("filename")) for item in self if isinstance(item, dict))
+        return f"<{len(self)} outputs: {names}>"
 
 
 @dataclass(frozen=True)
@@ -182,19 +185,29 @@ def choose_delivery(
     )
 
 
-def read_inline(path: Path) -> tuple[InlineData, str]:
+# hashlib releases the GIL on large buffers: hashing runs on this thread while the caller's
+# thread base64-encodes, so the hash costs (almost) no time on a multi-core worker.
+_hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="output-hash")
+
+
+def read_inline(path: Path) -> tuple[str, str]:
     """(base64 text, sha256) in one pass over the file.
 
-    Chunks are encoded as they are read, so peak memory is the encoded text plus one chunk
-    rather than the raw bytes plus their encoding.
+    Chunks are encoded as they are read, so peak memory is the encoded text twice (pieces, then
+    the joined text) rather than the raw bytes plus two copies of their encoding.
     """
     digest = hashlib.sha256()
     pieces: list[str] = []
+    pending: Future[None] | None = None
     with path.open("rb", buffering=0) as handle:
         while chunk := handle.read(READ_CHUNK):
-            digest.update(chunk)
-            pieces.append(base64.b64encode(chunk).decode("ascii"))
-    text = InlineData("".join(pieces))
+            if pending is not None:
+                pending.result()  # keep the hash updates in file order
+            pending = _hasher.submit(digest.update, chunk)
+            pieces.append(binascii.b2a_base64(chunk, newline=False).decode("ascii"))
+    if pending is not None:
+        pending.result()
+    text = "".join(pieces)
     pieces.clear()
     return text, digest.hexdigest()
 

@@ -495,31 +495,14 @@ class JobRunner:
         roots = {"output": self.settings.output_dir, "temp": self.settings.temp_dir}
         found = out.stat_outputs(refs, roots)
         files.reported.extend(f.path for f in found if files.output_dir not in f.path.parents)
-        mode = request.output.delivery
-        delivery = out.choose_delivery(
-            mode,
-            inline_bytes=out.inline_size(found),
-            limit=self.settings.inline_max_bytes,
-            bucket_available=bucket is not None,
-            file_count=len(found),
+        delivery, items = await deliver_outputs(
+            found,
+            mode=request.output.delivery,
+            inline_limit=self.settings.inline_max_bytes,
+            bucket=bucket,
+            job_id=job_id,
+            object_names=[self._object_name(f, folder) for f in found],
         )
-        items: list[dict[str, Any]] = []
-        if delivery == "inline":
-            for file in found:
-                data, digest = await asyncio.to_thread(out.read_inline, file.path)
-                item = out.describe(file, digest)
-                item["data"] = data
-                items.append(item)
-        elif delivery == "url":
-            digests = await asyncio.gather(*(asyncio.to_thread(out.sha256_of, f.path) for f in found))
-            names = [self._object_name(f, folder) for f in found]
-            urls = await upload_files(
-                bucket, job_id, [(f.path, n, f.mime) for f, n in zip(found, names, strict=True)]
-            )
-            for file, digest, url in zip(found, digests, urls, strict=True):
-                item = out.describe(file, digest)
-                item["url"] = url
-                items.append(item)
         if self.settings.outputs_on_volume and found:
             await asyncio.to_thread(self._keep_on_volume, job_id, found, folder, items)
         watch.mark("deliver_ms")
@@ -543,6 +526,40 @@ class JobRunner:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file.path, target)
             item["volume_path"] = str(target)
+
+
+async def deliver_outputs(
+    found: list[out.OutputFile],
+    *,
+    mode: str,
+    inline_limit: int,
+    bucket: Any,
+    job_id: str,
+    object_names: list[str],
+) -> tuple[str, list[dict[str, Any]]]:
+    """Describe each output file and attach its bytes (base64) or its bucket URL."""
+    delivery = out.choose_delivery(
+        mode,
+        inline_bytes=out.inline_size(found),
+        limit=inline_limit,
+        bucket_available=bucket is not None,
+        file_count=len(found),
+    )
+    items: list[dict[str, Any]] = out.OutputList()
+    if delivery == "inline":
+        for file in found:
+            # Inline results are small (INLINE_MAX_BYTES): encoding on the loop thread is quick and
+            # keeps the buffers in the main allocator arena, which holds the peak memory down.
+            data, digest = out.read_inline(file.path)
+            items.append({**out.describe(file, digest), "data": data})
+    elif delivery == "url":
+        digests = await asyncio.gather(*(asyncio.to_thread(out.sha256_of, f.path) for f in found))
+        urls = await upload_files(
+            bucket, job_id, [(f.path, n, f.mime) for f, n in zip(found, object_names, strict=True)]
+        )
+        for file, digest, url in zip(found, digests, urls, strict=True):
+            items.append({**out.describe(file, digest), "url": url})
+    return delivery, items
 
 
 def _public_parameters(params: Mapping[str, Any], media_files: Mapping[str, str]) -> dict[str, Any]:

@@ -147,7 +147,7 @@ def test_decode_base64_variants_and_cap():
         )
         == data
     )
-    with pytest.raises(InputError, match="over|more than the 10-byte limit"):
+    with pytest.raises(InputError, match="more than the 10-byte limit"):
         decode_base64(base64.b64encode(b"x" * 100).decode(), "x", 10)
     with pytest.raises(InputError, match="not valid base64"):
         decode_base64("abc$", "x", 100)
