@@ -80,6 +80,11 @@ class Settings(BaseModel):
     job_timeout_max: float = Field(
         86400.0, alias="JOB_TIMEOUT_MAX", description="Largest `timeout` a job may ask for, in seconds."
     )
+    interrupt_grace: float = Field(
+        15.0,
+        alias="INTERRUPT_GRACE",
+        description="Seconds an interrupted prompt may take to stop before ComfyUI is restarted.",
+    )
     progress_interval: float = Field(
         1.0, alias="PROGRESS_INTERVAL", description="Least seconds between RunPod progress updates."
     )
@@ -160,20 +165,28 @@ class Settings(BaseModel):
     download_dir: Path | None = Field(
         None,
         alias="DOWNLOAD_DIR",
-        description="Where downloads go; default /runpod-volume/models, or container disk without a volume.",
+        description=(
+            "Where downloads go; default /runpod-volume/models, or WORKER_HOME/downloads (container disk) "
+            "without a volume or with a read-only one."
+        ),
     )
     verify_models: Literal["none", "download", "full"] = Field(
         "download",
         alias="VERIFY_MODELS",
-        description="none, download (hash what is downloaded) or full (hash every file once, remembered).",
+        description=(
+            "none or download: hash only downloads (always verified); full: also hash every located file "
+            "once, remembered on the volume by path, size and mtime."
+        ),
     )
     model_paths_yaml: Path | None = Field(
         None,
         alias="MODEL_PATHS_YAML",
-        description="Where the generated extra_model_paths.yaml goes; default next to the symlink farm.",
+        description="Where the generated extra_model_paths.yaml goes; default WORKER_HOME/state/.",
     )
     worker_home: Path = Field(
-        DEFAULT_WORKER_HOME, alias="WORKER_HOME", description="Holds build-info.json and the symlink farm."
+        DEFAULT_WORKER_HOME,
+        alias="WORKER_HOME",
+        description="Holds build-info.json; startup writes state/ (model symlink farm, extra_model_paths.yaml).",
     )
     hf_token: SecretStr | None = Field(
         None, alias="HF_TOKEN", description="Hugging Face token (gated repos)."

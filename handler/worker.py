@@ -105,9 +105,7 @@ class Worker:
         settings = self.settings
         build_info = read_build_info(settings.build_info_path)
         lock = load_lock(settings.models_lock)
-        prepared = prepare_models(settings, lock=lock, build_info=build_info)
-        for line in prepared.report.log_block().splitlines():
-            log.info("%s", line)
+        prepared = prepare_models(settings, lock=lock, build_info=build_info)  # logs its report
         model_set = prepared.report.model_set
         role_filenames = lock.role_filenames(model_set) if model_set else {}
 
@@ -117,7 +115,7 @@ class Worker:
         log.info("ComfyUI is ready on %s after %.2f s", settings.comfyui_url, waited)
         asyncio.run(self._load_node_schemas())
         self.runner = JobRunner(
-            settings, self.comfy, self.client, model_report=prepared.report, role_filenames=role_filenames
+            settings, self.comfy, self.client, model_report=prepared.report, lock=lock, role_filenames=role_filenames
         )
         if settings.warmup:
             self.warm_up(settings.warmup)

@@ -99,6 +99,16 @@ class ComfyClient:
         self._reader = None
 
     async def _read_forever(self) -> None:
+        try:
+            await self._read_until_closed()
+        except asyncio.CancelledError:
+            # Cancelled by close(), or by the RunPod SDK's event loop shutting down: either way
+            # the session goes with it (aiohttp otherwise complains about it at exit).
+            if self._session is not None and not self._session.closed:
+                await self._session.close()
+            raise
+
+    async def _read_until_closed(self) -> None:
         assert self._session is not None and self._connected is not None
         url = f"{self.base_url}/ws?clientId={self.client_id}"
         delay = 0.05

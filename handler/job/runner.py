@@ -43,7 +43,6 @@ log = logging.getLogger("handler.job")
 
 QUIET_POLL_SECONDS = 10.0  # ask /history this often when the WebSocket is up but silent
 DOWN_POLL_SECONDS = 0.5  # and this often while it is reconnecting
-INTERRUPT_GRACE_SECONDS = 15.0  # how long an interrupted prompt may take to stop
 JOBS_SUBFOLDER = "jobs"
 
 
@@ -112,6 +111,7 @@ class JobRunner:
         client: ComfyClient,
         *,
         model_report: Any = None,
+        lock: Any = None,
         role_filenames: Mapping[str, str] | None = None,
         on_platform: bool | None = None,
         progress_sink: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
@@ -120,7 +120,10 @@ class JobRunner:
         self.comfy = comfy
         self.client = client
         self.model_report = model_report
+        self.lock = lock
         self.role_filenames = dict(role_filenames or {})
+        # The model report is fixed for the worker's life: build its JSON form once.
+        self._models_dict = model_report.to_dict() if model_report is not None else None
         self.media = MediaLoader(settings)
         self.on_platform = (
             bool(os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT")) if on_platform is None else on_platform
@@ -167,8 +170,8 @@ class JobRunner:
             log.info("job done in %.0f ms", watch.total_ms())
         if state.get("prompt_id"):
             result.setdefault("prompt_id", state["prompt_id"])
-        if self.model_report is not None:
-            result["models"] = self.model_report.to_dict()
+        if self._models_dict is not None:
+            result["models"] = self._models_dict
         result["timings"] = {**watch.marks, "total_ms": watch.total_ms()}
         return result
 
@@ -189,8 +192,9 @@ class JobRunner:
             template_media=templates.template_media_slots,
         )
         bucket = bucket_config(self.settings, s3_config)  # a malformed bucket fails before any work
-        if request.template is not None:
-            self._check_models_for_template(request.template, templates.template_roles(request.template))
+        if request.template is not None and not self.role_filenames:
+            problem = self.model_report.missing_error() if self.model_report is not None else None
+            raise JobFailure(f"template {request.template!r} needs the LTX-2 models, but {problem or 'no model set is active'}")
         await self._ensure_comfyui()
         object_info = await self.client.object_info()
         if request.workflow is not None:
@@ -199,7 +203,7 @@ class JobRunner:
             )
             if problems:
                 raise InputError(problems)
-            self._check_models_for_workflow(request.workflow)
+            self._check_models(request.workflow)
         watch.mark("validate_ms")
 
         media_files = await self._place_media(job_id, request, files)
@@ -215,6 +219,7 @@ class JobRunner:
             problems = override_problems(prompt, request.params, object_info)
             if problems:
                 raise InputError(problems)
+            self._check_models(prompt)
         else:
             prompt = copy.deepcopy(request.workflow or {})
         apply_overrides(prompt, request.params)
@@ -242,34 +247,13 @@ class JobRunner:
         return result
 
     # --- models -----------------------------------------------------------------------------------
-    def _missing_model_error(self) -> str | None:
-        report = self.model_report
-        return report.missing_error() if report is not None else None
-
-    def _check_models_for_template(self, template: str, roles: list[str]) -> None:
-        missing_error = self._missing_model_error()
-        if missing_error and not self.role_filenames:
-            raise JobFailure(f"template {template!r} needs models, but none are available: {missing_error}")
-        absent = [r for r in roles if r not in self.role_filenames]
-        if absent:
-            raise JobFailure(
-                f"template {template!r} needs model roles {', '.join(absent)}, which the active model set does not provide"
-            )
-        if missing_error:
-            needed = {self.role_filenames[r] for r in roles}
-            missing_names = {m.filename for m in getattr(self.model_report, "missing", ())}
-            if needed & missing_names:
-                raise JobFailure(missing_error)
-
-    def _check_models_for_workflow(self, workflow: Mapping[str, Any]) -> None:
-        """A raw workflow that names a file of the active set that is missing gets the full story."""
-        missing = {m.filename: m for m in getattr(self.model_report, "missing", ())}
-        if not missing:
+    def _check_models(self, prompt: Mapping[str, Any]) -> None:
+        """A loader naming a model this worker cannot serve gets the full story before queueing."""
+        if self.model_report is None:
             return
-        for node in workflow.values():
-            for value in (node.get("inputs") or {}).values():
-                if isinstance(value, str) and value in missing:
-                    raise JobFailure(self._missing_model_error() or f"{value} is missing")
+        problem = self.model_report.job_error(prompt, self.lock)
+        if problem:
+            raise JobFailure(f"this worker cannot serve the models the job needs: {problem}")
 
     def _model_hint(self) -> str | None:
         if not self.role_filenames:
@@ -396,9 +380,14 @@ class JobRunner:
                         if message is RECONNECTED:
                             await self._poll_terminal(tracker)
                         continue
-                    if tracker.feed(message) and not tracker.finished and loop.time() >= next_progress:
+                    changed = tracker.feed(message)
+                    if (
+                        changed
+                        and not tracker.finished
+                        and loop.time() >= next_progress
+                        and self._send_progress(job, tracker)
+                    ):
                         next_progress = loop.time() + self.settings.progress_interval
-                        self._send_progress(job, tracker)
                 else:
                     # Silence: the socket may be down or stuck; ask ComfyUI directly.
                     if await self._poll_terminal(tracker):
@@ -433,7 +422,8 @@ class JobRunner:
         log.warning("job timed out after %.0f s%s; interrupting ComfyUI", timeout, where)
         with contextlib.suppress(ComfyHTTPError):
             await self.client.cancel(tracker.prompt_id)
-        deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+        grace = self.settings.interrupt_grace
+        deadline = time.monotonic() + grace
         while tracker.terminal is None and time.monotonic() < deadline:
             try:
                 message = await asyncio.wait_for(queue.get(), timeout=0.5)
@@ -448,7 +438,7 @@ class JobRunner:
         # ComfyUI ignores the interrupt (a node without progress hooks, or a hang): restart it.
         self._restart_in_background(kill=True)
         return JobFailure(
-            f"{message}; ComfyUI did not stop within {INTERRUPT_GRACE_SECONDS:g} s, so it is being restarted",
+            f"{message}; ComfyUI did not stop within {grace:g} s (INTERRUPT_GRACE), so it is being restarted",
             [{"message": message, "node_id": progress.node}],
             refresh_worker=True,
         )
@@ -465,20 +455,26 @@ class JobRunner:
         except ComfyStartupError as exc:
             log.error("ComfyUI did not restart: %s", exc)
 
-    def _send_progress(self, job: Mapping[str, Any], tracker: PromptTracker) -> None:
+    def _send_progress(self, job: Mapping[str, Any], tracker: PromptTracker) -> bool:
+        """Report progress (RunPod on the platform, the log everywhere); False if nothing to say."""
         update = tracker.progress().as_update()
+        if "node" not in update:
+            return False  # nothing to say before the first node starts
         if self.progress_sink is not None:
             self.progress_sink(dict(job), update)
         elif self.on_platform:
             import runpod
 
             runpod.serverless.progress_update(dict(job), update)
+        steps = f" step {update['step']}/{update['steps']}" if "step" in update else ""
         log.info(
-            "progress %.0f%% node %s%s",
+            "progress %.0f%%: node %s (%s)%s",
             update["percent"],
-            update.get("node", "-"),
-            f" step {update['step']}/{update['steps']}" if "step" in update else "",
+            update["node"],
+            update.get("class_type"),
+            steps,
         )
+        return True
 
     # --- outputs ---------------------------------------------------------------------------------------
     async def _deliver(

@@ -307,6 +307,11 @@ def parse_job_input(
     if not isinstance(raw, Mapping):
         raise InputError([f"input: expected an object, got {_kind(raw)}"])
     problems: list[str] = []
+    workflow = raw.get("workflow")
+    if isinstance(workflow, str):
+        # A common mistake deserves its own message rather than "should be a valid dictionary".
+        problems.append("input.workflow: expected the workflow object itself, got a string (send JSON, not JSON text)")
+        raw = {k: v for k, v in raw.items() if k != "workflow"}
     try:
         model = JobInputModel.model_validate(raw)
     except ValidationError as exc:
@@ -314,7 +319,6 @@ def parse_job_input(
         model = None
     extras = {k: v for k, v in raw.items() if k not in JobInputModel.model_fields}
 
-    workflow = raw.get("workflow")
     template = raw.get("template")
     if workflow is None and template is None:
         problems.append(

@@ -185,10 +185,16 @@ class _Problems:
             raise LockError(f"{self.where} is not a valid model lock:\n  {listing}")
 
 
+def _represent_none(representer: Any, _data: None) -> Any:
+    # ruamel's round-trip dumper writes None as an empty value; the lock spells "unknown" as `null`.
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096
+    yaml.representer.add_representer(type(None), _represent_none)
     return yaml
 
 
@@ -227,6 +233,7 @@ def parse_lock(text: str, source: Path | None = None) -> ModelLock:
         license_file = _parse_license(str(license_id), raw, problems)
         if license_file is not None:
             licenses[license_file.id] = license_file
+    _check_license_filenames(licenses, problems)
 
     sets: dict[str, ModelSet] = {}
     raw_sets = document.get("sets")
@@ -278,8 +285,7 @@ def _parse_entry(entry_id: str, raw: Any, problems: _Problems) -> LockEntry | No
         problems.add(f"{loc}.role", f"expected one of {sorted(ENTRY_ROLES)}, got {role!r}")
     if not _REPO.match(repo):
         problems.add(f"{loc}.repo", f"expected 'org/name', got {repo!r}")
-    if path.startswith("/") or ".." in path.split("/") or path.endswith("/"):
-        problems.add(f"{loc}.path", f"expected a file path inside the repo, got {path!r}")
+    _check_repo_path(f"{loc}.path", path, problems)
     if folder not in COMFYUI_FOLDERS:
         problems.add(
             f"{loc}.folder", f"expected a ComfyUI models folder {sorted(COMFYUI_FOLDERS)}, got {folder!r}"
@@ -307,6 +313,11 @@ def _parse_entry(entry_id: str, raw: Any, problems: _Problems) -> LockEntry | No
         license=raw["license"],
         gated=gated,
     )
+
+
+def _check_repo_path(loc: str, path: str, problems: _Problems) -> None:
+    if path.startswith("/") or ".." in path.split("/") or path.endswith("/") or "\\" in path:
+        problems.add(loc, f"expected a file path inside the repo, got {path!r}")
 
 
 def _check_pins(loc: str, raw: Mapping[str, Any], problems: _Problems) -> None:
@@ -340,7 +351,8 @@ def _parse_license(license_id: str, raw: Any, problems: _Problems) -> LicenseFil
         return None
     if not _REPO.match(raw["repo"]):
         problems.add(f"{loc}.repo", f"expected 'org/name', got {raw['repo']!r}")
-    if "/" in raw["filename"] or raw["filename"] in {".", ".."}:
+    _check_repo_path(f"{loc}.path", raw["path"], problems)
+    if "/" in raw["filename"] or "\\" in raw["filename"] or raw["filename"] in {".", ".."}:
         problems.add(f"{loc}.filename", f"expected a bare file name, got {raw['filename']!r}")
     _check_pins(loc, raw, problems)
     if len(problems.items) > before:
@@ -383,6 +395,18 @@ def _parse_set(name: str, raw: Any, raw_entries: Mapping[str, Any], problems: _P
         description=str(raw.get("description", "")),
         models={str(role): str(entry_id) for role, entry_id in models.items()},
     )
+
+
+def _check_license_filenames(licenses: Mapping[str, LicenseFile], problems: _Problems) -> None:
+    # Every licence lands in <dest>/licenses/<filename>: two ids must not share a file name.
+    seen: dict[str, str] = {}
+    for license_file in licenses.values():
+        other = seen.setdefault(license_file.filename, license_file.id)
+        if other != license_file.id:
+            problems.add(
+                f"licenses.{license_file.id}.filename",
+                f"{license_file.filename!r} is already used by licence {other!r}",
+            )
 
 
 def _check_set_collisions(model_set: ModelSet, entries: Mapping[str, LockEntry], problems: _Problems) -> None:
