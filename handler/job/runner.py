@@ -152,9 +152,11 @@ class JobRunner:
             result = failure.as_result()
         except asyncio.CancelledError:
             log.warning("job cancelled by RunPod; stopping its ComfyUI prompt")
-            if state.get("prompt_id"):
+            if state.get("tracker") is not None:
+                # Shielded: RunPod cancelled us, but the prompt must stop (and stop writing files)
+                # before its folder is cleaned up.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(self.client.cancel(state["prompt_id"])), 5)
+                    await asyncio.shield(self._stop_prompt(state["tracker"], state["queue"]))
             raise
         except Exception as exc:  # a bug of ours: report it, keep serving
             log.exception("job failed unexpectedly")
@@ -194,7 +196,9 @@ class JobRunner:
         bucket = bucket_config(self.settings, s3_config)  # a malformed bucket fails before any work
         if request.template is not None and not self.role_filenames:
             problem = self.model_report.missing_error() if self.model_report is not None else None
-            raise JobFailure(f"template {request.template!r} needs the LTX-2 models, but {problem or 'no model set is active'}")
+            raise JobFailure(
+                f"template {request.template!r} needs the LTX-2 models, but {problem or 'no model set is active'}"
+            )
         await self._ensure_comfyui()
         object_info = await self.client.object_info()
         if request.workflow is not None:
@@ -229,7 +233,7 @@ class JobRunner:
 
         prompt_id = str(uuid.uuid4())
         state["prompt_id"] = prompt_id
-        terminal, node_outputs = await self._execute(job, prompt_id, prompt, request.timeout, watch)
+        terminal, node_outputs = await self._execute(job, prompt_id, prompt, request.timeout, watch, state)
         kind = terminal["type"]
         if kind == "execution_error":
             raise execution_failure(terminal.get("data") or {})
@@ -288,8 +292,15 @@ class JobRunner:
     async def _place_media(self, job_id: str, request: JobRequest, files: _JobFiles) -> dict[str, str]:
         """Decode or download every media input, then write each into ComfyUI's input folder."""
         loaded = await asyncio.gather(
-            *(self.media.load(ref, f"input.{where}") for where, ref in request.media.items())
+            *(self.media.load(ref, f"input.{where}") for where, ref in request.media.items()),
+            return_exceptions=True,
         )
+        problems = [p for result in loaded if isinstance(result, InputError) for p in result.problems]
+        if problems:
+            raise InputError(problems)  # every bad medium at once
+        for result in loaded:
+            if isinstance(result, BaseException):
+                raise result
         by_key = dict(zip(request.media, loaded, strict=True))
         for index, upload in enumerate(request.images):
             data, _mime = by_key[f"images[{index}]"]
@@ -306,10 +317,17 @@ class JobRunner:
 
     # --- execution ------------------------------------------------------------------------------------
     async def _execute(
-        self, job: Mapping[str, Any], prompt_id: str, prompt: dict[str, Any], timeout: float, watch: Stopwatch
+        self,
+        job: Mapping[str, Any],
+        prompt_id: str,
+        prompt: dict[str, Any],
+        timeout: float,
+        watch: Stopwatch,
+        state: dict[str, Any],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         tracker = PromptTracker.for_prompt(prompt_id, prompt)
         queue = self.client.subscribe(prompt_id)
+        state["tracker"], state["queue"] = tracker, queue
         await self.client.connect()
         try:
             answer = await self.client.queue_prompt(prompt, prompt_id)
@@ -414,31 +432,34 @@ class JobRunner:
             return True
         return False
 
+    async def _stop_prompt(self, tracker: PromptTracker, queue: asyncio.Queue[dict[str, Any]]) -> bool:
+        """Cancel the prompt and wait (up to INTERRUPT_GRACE) until ComfyUI says it stopped."""
+        with contextlib.suppress(ComfyHTTPError):
+            await self.client.cancel(tracker.prompt_id)
+        deadline = time.monotonic() + self.settings.interrupt_grace
+        while tracker.terminal is None and time.monotonic() < deadline:
+            try:
+                tracker.feed(await asyncio.wait_for(queue.get(), timeout=0.5))
+            except TimeoutError:
+                await self._poll_terminal(tracker)
+        return tracker.terminal is not None
+
     async def _stop_after_timeout(
         self, tracker: PromptTracker, queue: asyncio.Queue[dict[str, Any]], timeout: float
     ) -> JobFailure:
         progress = tracker.progress()
         where = f" at node {progress.node} ({progress.class_type})" if progress.node else ""
         log.warning("job timed out after %.0f s%s; interrupting ComfyUI", timeout, where)
-        with contextlib.suppress(ComfyHTTPError):
-            await self.client.cancel(tracker.prompt_id)
-        grace = self.settings.interrupt_grace
-        deadline = time.monotonic() + grace
-        while tracker.terminal is None and time.monotonic() < deadline:
-            try:
-                message = await asyncio.wait_for(queue.get(), timeout=0.5)
-                tracker.feed(message)
-            except TimeoutError:
-                await self._poll_terminal(tracker)
         message = f"the job timed out after {timeout:g} s{where}"
-        if tracker.terminal is not None:
+        if await self._stop_prompt(tracker, queue):
             return JobFailure(
                 f"{message}; ComfyUI stopped the prompt", [{"message": message, "node_id": progress.node}]
             )
         # ComfyUI ignores the interrupt (a node without progress hooks, or a hang): restart it.
         self._restart_in_background(kill=True)
         return JobFailure(
-            f"{message}; ComfyUI did not stop within {grace:g} s (INTERRUPT_GRACE), so it is being restarted",
+            f"{message}; ComfyUI did not stop within {self.settings.interrupt_grace:g} s (INTERRUPT_GRACE), "
+            "so it is being restarted",
             [{"message": message, "node_id": progress.node}],
             refresh_worker=True,
         )

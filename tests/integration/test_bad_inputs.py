@@ -63,6 +63,9 @@ BAD_JOBS = [
     ("image-private-url", {"workflow": GOOD, "images": [{"name": "a.png", "image": "http://169.254.169.254/latest/meta-data"}]},
      "not a public address"),
     ("image-loopback-url", {"workflow": GOOD, "images": [{"name": "a.png", "image": "http://127.0.0.1:1/x.png"}]}, "not a public address"),
+    ("two-bad-urls-reported-together", {"workflow": GOOD, "images": [
+        {"name": "a.png", "image": "http://127.0.0.1:1/a.png"}, {"name": "b.png", "image": "http://10.0.0.1/b.png"}]},
+     "(+1 more, see details)"),
     ("image-duplicate-name", {"workflow": GOOD, "images": [{"name": "a.png", "image": PNG}, {"name": "a.png", "image": PNG}]},
      "given more than once"),
     ("image-missing-for-loadimage", {"workflow": {"1": {"class_type": "LoadImage", "inputs": {"image": "absent.png"}},
