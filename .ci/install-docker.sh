@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and run the images:
 # a Docker engine with BuildKit (docker.io from trixie), buildx with modern bake
-# (docker-buildx from forky), debootstrap for the local base image, and Debian's
-# docker-registry for the publish tests. Idempotent; starts dockerd if it is not up.
+# (docker-buildx from forky), the compose plugin (docker-compose from trixie), debootstrap for
+# the local base image, and Debian's docker-registry for the publish tests. Idempotent; starts dockerd if it is not up.
 set -euo pipefail
 
 need_install=()
 command -v dockerd >/dev/null 2>&1 || need_install+=(docker.io)
 [ -x /usr/libexec/docker/cli-plugins/docker-buildx ] || need_install+=(docker-buildx)
+[ -x /usr/libexec/docker/cli-plugins/docker-compose ] || need_install+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || need_install+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || need_install+=(docker-registry)
 
@@ -34,6 +35,10 @@ Pin-Priority: 990
 
 Package: docker-buildx
 Pin: release n=forky
+Pin-Priority: 990
+
+Package: docker-compose
+Pin: release n=trixie
 Pin-Priority: 990
 PIN
   apt-get update -q
