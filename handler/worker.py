@@ -115,7 +115,12 @@ class Worker:
         log.info("ComfyUI is ready on %s after %.2f s", settings.comfyui_url, waited)
         asyncio.run(self._load_node_schemas())
         self.runner = JobRunner(
-            settings, self.comfy, self.client, model_report=prepared.report, lock=lock, role_filenames=role_filenames
+            settings,
+            self.comfy,
+            self.client,
+            model_report=prepared.report,
+            lock=lock,
+            role_filenames=role_filenames,
         )
         if settings.warmup:
             self.warm_up(settings.warmup)

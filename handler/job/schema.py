@@ -310,7 +310,9 @@ def parse_job_input(
     workflow = raw.get("workflow")
     if isinstance(workflow, str):
         # A common mistake deserves its own message rather than "should be a valid dictionary".
-        problems.append("input.workflow: expected the workflow object itself, got a string (send JSON, not JSON text)")
+        problems.append(
+            "input.workflow: expected the workflow object itself, got a string (send JSON, not JSON text)"
+        )
         raw = {k: v for k, v in raw.items() if k != "workflow"}
     try:
         model = JobInputModel.model_validate(raw)

@@ -32,7 +32,10 @@ def free_port() -> int:
 def zero_time_workflow(color: int, prefix: str = "smoke") -> dict[str, Any]:
     """EmptyImage -> SaveImage: runs in milliseconds, with a colour that defeats ComfyUI's cache."""
     return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": color}},
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": color},
+        },
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
     }
 
@@ -86,7 +89,9 @@ class WorkerProcess:
 
     def runsync(self, job_input: Any, timeout: float = 60) -> dict[str, Any]:
         body = json.dumps({"input": job_input}).encode()
-        request = urllib.request.Request(self.api + "/runsync", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.api + "/runsync", data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read())
@@ -143,7 +148,10 @@ def make_worker(root: Path, *, api: bool = True, **overrides: str) -> WorkerProc
     root.mkdir(parents=True, exist_ok=True)
     comfy_port = free_port()
     return WorkerProcess(
-        root=root, env=worker_env(root, comfy_port, **overrides), api_port=free_port() if api else None, comfy_port=comfy_port
+        root=root,
+        env=worker_env(root, comfy_port, **overrides),
+        api_port=free_port() if api else None,
+        comfy_port=comfy_port,
     )
 
 

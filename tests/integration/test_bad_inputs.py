@@ -34,16 +34,36 @@ BAD_JOBS = [
     ("ui-format", {"workflow": {"nodes": [], "links": [], "version": 0.4}}, "Export (API)"),
     ("node-not-object", {"workflow": {"1": "EmptyImage"}}, "input.workflow['1']: expected"),
     ("no-class-type", {"workflow": {"1": {"inputs": {}}}}, "has no class_type"),
-    ("inputs-not-object", {"workflow": {"1": {"class_type": "EmptyImage", "inputs": []}}}, "inputs: expected an object"),
+    (
+        "inputs-not-object",
+        {"workflow": {"1": {"class_type": "EmptyImage", "inputs": []}}},
+        "inputs: expected an object",
+    ),
     ("dangling-link", {"workflow": {"2": GOOD["2"]}}, "links to node '1', which is not in the workflow"),
-    ("unknown-class", {"workflow": {**GOOD, "9": {"class_type": "VHS_VideoCombine", "inputs": {}}}}, "is not installed"),
-    ("missing-input", {"workflow": {"1": {"class_type": "EmptyImage", "inputs": {"width": 8}}, "2": GOOD["2"]}}, "Required input is missing"),
+    (
+        "unknown-class",
+        {"workflow": {**GOOD, "9": {"class_type": "VHS_VideoCombine", "inputs": {}}}},
+        "is not installed",
+    ),
+    (
+        "missing-input",
+        {"workflow": {"1": {"class_type": "EmptyImage", "inputs": {"width": 8}}, "2": GOOD["2"]}},
+        "Required input is missing",
+    ),
     ("below-min", {"workflow": wf(width=0)}, "smaller than min"),
     ("above-max", {"workflow": wf(height=99999)}, "bigger than max"),
     ("wrong-type", {"workflow": wf(batch_size="many")}, "input 'batch_size'"),
     ("no-output-node", {"workflow": {"1": GOOD["1"]}}, "ComfyUI rejected the workflow"),
-    ("bad-combo", {"workflow": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.ckpt"}},
-                                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}}, "not one of the available values"),
+    (
+        "bad-combo",
+        {
+            "workflow": {
+                "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.ckpt"}},
+                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+            }
+        },
+        "not one of the available values",
+    ),
     ("params-unknown-node", {"workflow": GOOD, "params": {"7": {"width": 8}}}, "no node '7' in the workflow"),
     ("params-unknown-input", {"workflow": GOOD, "params": {"1": {"widht": 8}}}, "has no input 'widht'"),
     ("params-not-mapping", {"workflow": GOOD, "params": {"1": 5}}, "input.params.1"),
@@ -55,29 +75,74 @@ BAD_JOBS = [
     ("output-unknown-key", {"workflow": GOOD, "output": {"format": "gif"}}, "input.output.format"),
     ("images-not-list", {"workflow": GOOD, "images": {"name": "a.png"}}, "input.images"),
     ("image-no-name", {"workflow": GOOD, "images": [{"image": PNG}]}, "input.images[0].name"),
-    ("image-path-traversal", {"workflow": GOOD, "images": [{"name": "../../etc/cron.d/x", "image": PNG}]}, "inside the input folder"),
-    ("image-absolute", {"workflow": GOOD, "images": [{"name": "/etc/passwd", "image": PNG}]}, "inside the input folder"),
+    (
+        "image-path-traversal",
+        {"workflow": GOOD, "images": [{"name": "../../etc/cron.d/x", "image": PNG}]},
+        "inside the input folder",
+    ),
+    (
+        "image-absolute",
+        {"workflow": GOOD, "images": [{"name": "/etc/passwd", "image": PNG}]},
+        "inside the input folder",
+    ),
     ("image-hidden", {"workflow": GOOD, "images": [{"name": ".bashrc", "image": PNG}]}, "hidden"),
-    ("image-bad-base64", {"workflow": GOOD, "images": [{"name": "a.png", "image": "***not base64***"}]}, "not valid base64"),
-    ("image-file-url", {"workflow": GOOD, "images": [{"name": "a.png", "image": "file:///etc/passwd"}]}, "only http(s) URLs"),
-    ("image-private-url", {"workflow": GOOD, "images": [{"name": "a.png", "image": "http://169.254.169.254/latest/meta-data"}]},
-     "not a public address"),
-    ("image-loopback-url", {"workflow": GOOD, "images": [{"name": "a.png", "image": "http://127.0.0.1:1/x.png"}]}, "not a public address"),
-    ("two-bad-urls-reported-together", {"workflow": GOOD, "images": [
-        {"name": "a.png", "image": "http://127.0.0.1:1/a.png"}, {"name": "b.png", "image": "http://10.0.0.1/b.png"}]},
-     "(+1 more, see details)"),
-    ("image-duplicate-name", {"workflow": GOOD, "images": [{"name": "a.png", "image": PNG}, {"name": "a.png", "image": PNG}]},
-     "given more than once"),
-    ("image-missing-for-loadimage", {"workflow": {"1": {"class_type": "LoadImage", "inputs": {"image": "absent.png"}},
-                                                  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}},
-     "Invalid image file: absent.png"),
+    (
+        "image-bad-base64",
+        {"workflow": GOOD, "images": [{"name": "a.png", "image": "***not base64***"}]},
+        "not valid base64",
+    ),
+    (
+        "image-file-url",
+        {"workflow": GOOD, "images": [{"name": "a.png", "image": "file:///etc/passwd"}]},
+        "only http(s) URLs",
+    ),
+    (
+        "image-private-url",
+        {"workflow": GOOD, "images": [{"name": "a.png", "image": "http://169.254.169.254/latest/meta-data"}]},
+        "not a public address",
+    ),
+    (
+        "image-loopback-url",
+        {"workflow": GOOD, "images": [{"name": "a.png", "image": "http://127.0.0.1:1/x.png"}]},
+        "not a public address",
+    ),
+    (
+        "two-bad-urls-reported-together",
+        {
+            "workflow": GOOD,
+            "images": [
+                {"name": "a.png", "image": "http://127.0.0.1:1/a.png"},
+                {"name": "b.png", "image": "http://10.0.0.1/b.png"},
+            ],
+        },
+        "(+1 more, see details)",
+    ),
+    (
+        "image-duplicate-name",
+        {"workflow": GOOD, "images": [{"name": "a.png", "image": PNG}, {"name": "a.png", "image": PNG}]},
+        "given more than once",
+    ),
+    (
+        "image-missing-for-loadimage",
+        {
+            "workflow": {
+                "1": {"class_type": "LoadImage", "inputs": {"image": "absent.png"}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+            }
+        },
+        "Invalid image file: absent.png",
+    ),
     ("template-unknown", {"template": "txt2img"}, "t2v"),
     ("template-frames", {"template": "t2v", "frames": 120}, "frames"),
     ("template-size", {"template": "t2v", "width": 1000}, "width"),
     ("template-param-unknown", {"template": "t2v", "negative": "blurry"}, "negative"),
     ("template-missing-media", {"template": "i2v", "prompt": "x"}, "image"),
     ("template-bad-media", {"template": "i2v", "image": "ftp://example.com/a.png"}, "only http(s) URLs"),
-    ("template-params-unknown-node", {"template": "t2v", "params": {"nope": {"text": "x"}}}, "no node 'nope'"),
+    (
+        "template-params-unknown-node",
+        {"template": "t2v", "params": {"nope": {"text": "x"}}},
+        "no node 'nope'",
+    ),
 ]
 
 

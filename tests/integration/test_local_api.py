@@ -35,7 +35,7 @@ def media_url():
     """A plain HTTP server on loopback that serves a PNG at /photo.png."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             if self.path != "/photo.png":
                 self.send_error(404)
                 return
@@ -108,11 +108,26 @@ def test_zero_time_workflow_returns_a_real_png(worker, clean):
 
 def test_video_outputs_are_reported_as_video(worker, clean):
     workflow = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 9, "color": next(_colors)}},
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 64, "batch_size": 9, "color": next(_colors)},
+        },
         "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 8}},
-        "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": "video/clip", "format": "auto", "codec": "auto"}},
-        "4": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["1", 0], "filename_prefix": "anim", "fps": 8.0,
-                                                           "lossless": False, "quality": 80, "method": "default"}},
+        "3": {
+            "class_type": "SaveVideo",
+            "inputs": {"video": ["2", 0], "filename_prefix": "video/clip", "format": "auto", "codec": "auto"},
+        },
+        "4": {
+            "class_type": "SaveAnimatedWEBP",
+            "inputs": {
+                "images": ["1", 0],
+                "filename_prefix": "anim",
+                "fps": 8.0,
+                "lossless": False,
+                "quality": 80,
+                "method": "default",
+            },
+        },
     }
     output = completed(worker.runsync({"workflow": workflow}))
     kinds = {item["filename"]: (item["type"], item["mime"]) for item in output["outputs"]}
@@ -133,10 +148,24 @@ def test_an_identical_workflow_twice_gets_fresh_files_both_times(worker, clean):
 
 def test_other_output_keys_and_audio(worker, clean):
     workflow = {
-        "1": {"class_type": "DoubleOutputFile", "inputs": {"size_bytes": 3000, "extension": "mp4",
-                                                           "filename_prefix": "vhs/combined", "key": "gifs"}},
-        "2": {"class_type": "DoubleOutputFile", "inputs": {"size_bytes": 500, "extension": "flac",
-                                                           "filename_prefix": "audio/voice", "key": "audio"}},
+        "1": {
+            "class_type": "DoubleOutputFile",
+            "inputs": {
+                "size_bytes": 3000,
+                "extension": "mp4",
+                "filename_prefix": "vhs/combined",
+                "key": "gifs",
+            },
+        },
+        "2": {
+            "class_type": "DoubleOutputFile",
+            "inputs": {
+                "size_bytes": 500,
+                "extension": "flac",
+                "filename_prefix": "audio/voice",
+                "key": "audio",
+            },
+        },
     }
     output = completed(worker.runsync({"workflow": workflow}))
     by_key = {item.get("key"): item for item in output["outputs"]}
@@ -155,7 +184,9 @@ def test_images_reach_load_image_in_every_form(worker, clean, media_url, form):
         "1": {"class_type": "LoadImage", "inputs": {"image": f"uploads/in-{form}.png"}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"from-{form}"}},
     }
-    output = completed(worker.runsync({"workflow": workflow, "images": [{"name": f"uploads/in-{form}.png", "image": value}]}))
+    output = completed(
+        worker.runsync({"workflow": workflow, "images": [{"name": f"uploads/in-{form}.png", "image": value}]})
+    )
     assert png_size(base64.b64decode(output["outputs"][0]["data"])) == (1, 1)
 
 
@@ -166,7 +197,11 @@ def test_params_override_the_workflow(worker, clean):
 
 
 def test_t2v_template_end_to_end(worker, clean):
-    output = completed(worker.runsync({"template": "t2v", "prompt": "a red fox in the snow", "frames": 9, "width": 256, "height": 192}))
+    output = completed(
+        worker.runsync(
+            {"template": "t2v", "prompt": "a red fox in the snow", "frames": 9, "width": 256, "height": 192}
+        )
+    )
     [video] = output["outputs"]
     assert (video["type"], video["mime"]) == ("video", "video/mp4")
     assert output["template"] == "t2v"
@@ -174,15 +209,26 @@ def test_t2v_template_end_to_end(worker, clean):
     assert used["prompt"] == "a red fox in the snow"
     assert isinstance(used["seed"], int)
     assert (used["frames"], used["width"], used["height"]) == (9, 256, 192)
-    again = completed(worker.runsync({"template": "t2v", "prompt": "a red fox in the snow", "frames": 9, "seed": used["seed"]}))
+    again = completed(
+        worker.runsync(
+            {"template": "t2v", "prompt": "a red fox in the snow", "frames": 9, "seed": used["seed"]}
+        )
+    )
     assert again["parameters"]["seed"] == used["seed"]
 
 
 def test_i2v_template_with_an_image_url_and_a_params_override(worker, clean, media_url):
-    output = completed(worker.runsync({
-        "template": "i2v", "prompt": "waves", "image": f"{media_url}/photo.png", "frames": 9,
-        "params": {"92:3": {"text": "overridden waves"}},
-    }))
+    output = completed(
+        worker.runsync(
+            {
+                "template": "i2v",
+                "prompt": "waves",
+                "image": f"{media_url}/photo.png",
+                "frames": 9,
+                "params": {"92:3": {"text": "overridden waves"}},
+            }
+        )
+    )
     assert output["outputs"][0]["type"] == "video"
     assert output["parameters"]["image"]["file"].endswith(".png")
 
@@ -198,50 +244,74 @@ def test_template_parameter_errors_name_the_parameter(worker, clean):
 
 def test_execution_errors_name_the_node_and_exception(worker, clean):
     workflow = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": next(_colors)}},
-        "2": {"class_type": "DoubleFail", "inputs": {"message": "CUDA out of memory", "exception_type": "torch.OutOfMemoryError",
-                                                     "value": ["1", 0]}},
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": next(_colors)},
+        },
+        "2": {
+            "class_type": "DoubleFail",
+            "inputs": {
+                "message": "CUDA out of memory",
+                "exception_type": "torch.OutOfMemoryError",
+                "value": ["1", 0],
+            },
+        },
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
     }
     error = failed(worker.runsync({"workflow": workflow}))
     # ComfyUI appends its out-of-memory tips to the message; the line stays one line.
-    assert error.startswith("ComfyUI failed while running node 2 (DoubleFail): OutOfMemoryError: CUDA out of memory")
+    assert error.startswith(
+        "ComfyUI failed while running node 2 (DoubleFail): OutOfMemoryError: CUDA out of memory"
+    )
 
 
 def test_comfyui_validation_errors_come_back_in_one_line(worker, clean):
     workflow = zero_time_workflow(next(_colors))
     workflow["1"]["inputs"]["width"] = 0
     error = failed(worker.runsync({"workflow": workflow}))
-    assert error == "ComfyUI rejected the workflow: node 1 (EmptyImage) input 'width': Value 0 smaller than min of 1"
+    assert (
+        error
+        == "ComfyUI rejected the workflow: node 1 (EmptyImage) input 'width': Value 0 smaller than min of 1"
+    )
 
 
 def test_an_unknown_model_lists_the_available_ones(worker, clean):
-    workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sdxl.safetensors"}},
-                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sdxl.safetensors"}},
+        "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     error = failed(worker.runsync({"workflow": workflow}))
     assert "'sdxl.safetensors' is not one of the available values" in error
     assert "ltx-2-19b-dev-fp8.safetensors" in error
 
 
 def test_a_timeout_interrupts_comfyui_and_the_worker_goes_on(worker, clean):
-    workflow = {"1": {"class_type": "DoubleSleep", "inputs": {"seconds": 30, "ticks": 300, "seed": next(_colors)}},
-                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "DoubleSleep", "inputs": {"seconds": 30, "ticks": 300, "seed": next(_colors)}},
+        "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     error = failed(worker.runsync({"workflow": workflow, "timeout": 0.5}))
-    assert error.startswith("the job timed out after 0.5 s at node 1 (DoubleSleep); ComfyUI stopped the prompt")
+    assert error.startswith(
+        "the job timed out after 0.5 s at node 1 (DoubleSleep); ComfyUI stopped the prompt"
+    )
     completed(worker.runsync({"workflow": zero_time_workflow(next(_colors))}))
 
 
 def test_a_hung_comfyui_is_restarted(worker, clean):
-    workflow = {"1": {"class_type": "DoubleHang", "inputs": {"seed": next(_colors)}},
-                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "DoubleHang", "inputs": {"seed": next(_colors)}},
+        "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     error = failed(worker.runsync({"workflow": workflow, "timeout": 0.5}))
     assert "did not stop within 2 s (INTERRUPT_GRACE), so it is being restarted" in error
     completed(worker.runsync({"workflow": zero_time_workflow(next(_colors))}, timeout=90))
 
 
 def test_a_comfyui_crash_fails_the_job_with_its_log_and_the_worker_recovers(worker, clean):
-    workflow = {"1": {"class_type": "DoubleCrash", "inputs": {"exit_code": 139, "seed": next(_colors)}},
-                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "DoubleCrash", "inputs": {"exit_code": 139, "seed": next(_colors)}},
+        "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     error = failed(worker.runsync({"workflow": workflow}))
     assert error.startswith("ComfyUI exited with code 139 while running the job")
     completed(worker.runsync({"workflow": zero_time_workflow(next(_colors))}, timeout=90))
@@ -249,21 +319,37 @@ def test_a_comfyui_crash_fails_the_job_with_its_log_and_the_worker_recovers(work
 
 
 def test_a_dropped_websocket_does_not_lose_the_job(worker, clean):
-    workflow = {"1": {"class_type": "DoubleDropSockets", "inputs": {"seed": next(_colors)}},
-                "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": next(_colors)}},
-                "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "after-drop"}},
-                "4": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "DoubleDropSockets", "inputs": {"seed": next(_colors)}},
+        "2": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": next(_colors)},
+        },
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "after-drop"}},
+        "4": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     output = completed(worker.runsync({"workflow": workflow}))
     assert [item["filename"] for item in output["outputs"]] == ["after-drop_00001_.png"]
     assert "WebSocket" in worker.log_text()
 
 
 def test_a_result_runpod_would_drop_is_refused_with_a_clear_error(worker, clean):
-    workflow = {"1": {"class_type": "DoubleOutputFile", "inputs": {"size_bytes": 2_000_000, "extension": "mp4",
-                                                                   "filename_prefix": "big", "seed": next(_colors)}}}
+    workflow = {
+        "1": {
+            "class_type": "DoubleOutputFile",
+            "inputs": {
+                "size_bytes": 2_000_000,
+                "extension": "mp4",
+                "filename_prefix": "big",
+                "seed": next(_colors),
+            },
+        }
+    }
     error = failed(worker.runsync({"workflow": workflow}))
     assert "over INLINE_MAX_BYTES" in error and "no bucket is configured" in error
-    assert "no bucket is configured" in failed(worker.runsync({"workflow": zero_time_workflow(next(_colors)), "output": {"delivery": "url"}}))
+    assert "no bucket is configured" in failed(
+        worker.runsync({"workflow": zero_time_workflow(next(_colors)), "output": {"delivery": "url"}})
+    )
 
 
 def test_no_secret_reaches_the_log(worker):

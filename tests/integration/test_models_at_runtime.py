@@ -34,13 +34,18 @@ def test_a_missing_file_is_named_with_every_place_looked(incomplete_worker):
     answer = incomplete_worker.runsync({"template": "t2v", "prompt": "x", "frames": 9})
     assert answer["status"] == "FAILED"
     error = answer["error"]
-    assert "latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors, which was not found; looked in:" in error
+    assert (
+        "latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors, which was not found; looked in:"
+        in error
+    )
     assert str(incomplete_worker.root / "models") in error
 
 
 def test_a_model_of_another_set_is_refused_by_name(incomplete_worker):
-    workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx-2-19b-dev.safetensors"}},
-                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx-2-19b-dev.safetensors"}},
+        "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     error = incomplete_worker.runsync({"workflow": workflow})["error"]
     assert "belongs to model set bf16, not to this worker's set fp8" in error
 
@@ -51,7 +56,9 @@ def test_the_report_in_results_shows_where_models_came_from(incomplete_worker):
     report = output["models"]
     assert report["model_set"] == "fp8" and report["complete"] is False
     assert {f["source"] for f in report["files"]} == {"models_dir"}
-    assert [m["file"] for m in report["missing"]] == ["latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors"]
+    assert [m["file"] for m in report["missing"]] == [
+        "latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors"
+    ]
 
 
 def test_slim_without_models_says_how_to_choose_a_set(slim_worker):

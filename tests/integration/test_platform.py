@@ -33,7 +33,10 @@ def s3():
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     client = boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=S3_KEYS["id"], aws_secret_access_key=S3_KEYS["secret"],
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_KEYS["id"],
+        aws_secret_access_key=S3_KEYS["secret"],
         region_name="us-east-1",
     )
     for bucket in ("worker-outputs", "request-outputs"):
@@ -68,8 +71,14 @@ async def platform(tmp_path_factory, s3):
 
 def sleepy_workflow(seconds: float, ticks: int) -> dict:
     return {
-        "1": {"class_type": "DoubleSleep", "inputs": {"seconds": seconds, "ticks": ticks, "seed": next(_colors)}},
-        "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": next(_colors)}},
+        "1": {
+            "class_type": "DoubleSleep",
+            "inputs": {"seconds": seconds, "ticks": ticks, "seed": next(_colors)},
+        },
+        "2": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": next(_colors)},
+        },
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "slow"}},
         "4": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
     }
@@ -97,8 +106,17 @@ async def test_progress_updates_and_the_result_reach_runpod(platform):
 
 async def test_a_large_result_goes_to_the_workers_bucket(platform, s3):
     api, worker = platform
-    workflow = {"1": {"class_type": "DoubleOutputFile", "inputs": {"size_bytes": 300_000, "extension": "mp4",
-                                                                   "filename_prefix": "video/big", "seed": next(_colors)}}}
+    workflow = {
+        "1": {
+            "class_type": "DoubleOutputFile",
+            "inputs": {
+                "size_bytes": 300_000,
+                "extension": "mp4",
+                "filename_prefix": "video/big",
+                "seed": next(_colors),
+            },
+        }
+    }
     api.submit("job-bucket", {"workflow": workflow})
     output = (await api.wait_result("job-bucket", timeout=60))["output"]
     [item] = output["outputs"]
@@ -111,8 +129,17 @@ async def test_a_large_result_goes_to_the_workers_bucket(platform, s3):
 
 async def test_s3config_in_the_request_wins(platform, s3):
     api, _worker = platform
-    s3_config = {"endpointUrl": s3[0], "accessId": S3_KEYS["id"], "accessSecret": S3_KEYS["secret"], "bucketName": "request-outputs"}
-    api.submit("job-s3config", {"workflow": zero_time_workflow(next(_colors)), "output": {"delivery": "url"}}, s3Config=s3_config)
+    s3_config = {
+        "endpointUrl": s3[0],
+        "accessId": S3_KEYS["id"],
+        "accessSecret": S3_KEYS["secret"],
+        "bucketName": "request-outputs",
+    }
+    api.submit(
+        "job-s3config",
+        {"workflow": zero_time_workflow(next(_colors)), "output": {"delivery": "url"}},
+        s3Config=s3_config,
+    )
     output = (await api.wait_result("job-s3config", timeout=60))["output"]
     url = output["outputs"][0]["url"]
     assert "/request-outputs/job-s3config/smoke_00001_.png?" in url
@@ -135,8 +162,10 @@ async def test_a_cancelled_job_interrupts_comfyui_and_the_next_job_runs(platform
 
 async def test_a_crash_asks_runpod_to_replace_the_worker(platform):
     api, _worker = platform
-    workflow = {"1": {"class_type": "DoubleCrash", "inputs": {"exit_code": 134, "seed": next(_colors)}},
-                "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}}}
+    workflow = {
+        "1": {"class_type": "DoubleCrash", "inputs": {"exit_code": 134, "seed": next(_colors)}},
+        "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+    }
     api.submit("job-crash", {"workflow": workflow})
     result = await api.wait_result("job-crash", timeout=60)
     assert result["error"].startswith("ComfyUI exited with code 134")

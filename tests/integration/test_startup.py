@@ -15,14 +15,16 @@ from tests.integration.harness import DOUBLE_DIR, free_port, make_worker, zero_t
 
 
 def settings_for(tmp_path, *args: str, timeout: float = 20) -> Settings:
-    return Settings.from_env({
-        "COMFYUI_PATH": str(DOUBLE_DIR),
-        "COMFYUI_PYTHON": sys.executable,
-        "COMFYUI_PORT": str(free_port()),
-        "COMFYUI_DATA_DIR": str(tmp_path / "comfy"),
-        "COMFYUI_ARGS": " ".join(args),
-        "COMFYUI_STARTUP_TIMEOUT": str(timeout),
-    })
+    return Settings.from_env(
+        {
+            "COMFYUI_PATH": str(DOUBLE_DIR),
+            "COMFYUI_PYTHON": sys.executable,
+            "COMFYUI_PORT": str(free_port()),
+            "COMFYUI_DATA_DIR": str(tmp_path / "comfy"),
+            "COMFYUI_ARGS": " ".join(args),
+            "COMFYUI_STARTUP_TIMEOUT": str(timeout),
+        }
+    )
 
 
 def test_readiness_is_polled_until_comfyui_answers(tmp_path):
@@ -54,7 +56,10 @@ def test_a_comfyui_that_never_answers_hits_the_deadline(tmp_path):
     comfy = ComfyProcess(settings_for(tmp_path, "--double-startup-delay", "30", timeout=1))
     comfy.start()
     try:
-        with pytest.raises(ComfyStartupError, match=r"did not answer on http://127\.0\.0\.1:\d+ within 1 s \(COMFYUI_STARTUP_TIMEOUT\)"):
+        with pytest.raises(
+            ComfyStartupError,
+            match=r"did not answer on http://127\.0\.0\.1:\d+ within 1 s \(COMFYUI_STARTUP_TIMEOUT\)",
+        ):
             comfy.wait_ready()
     finally:
         comfy.stop()
@@ -72,7 +77,9 @@ async def test_exit_future_fires_when_comfyui_dies(tmp_path):
 
 
 def test_a_missing_comfyui_is_a_clear_startup_error(tmp_path):
-    settings = Settings.from_env({"COMFYUI_PATH": str(tmp_path), "COMFYUI_PYTHON": str(tmp_path / "no-python")})
+    settings = Settings.from_env(
+        {"COMFYUI_PATH": str(tmp_path), "COMFYUI_PYTHON": str(tmp_path / "no-python")}
+    )
     with pytest.raises(ComfyStartupError, match="could not start ComfyUI"):
         ComfyProcess(settings).start()
 
@@ -92,7 +99,11 @@ def test_warm_up_runs_before_the_first_job_and_logs_as_json(tmp_path):
     worker = make_worker(tmp_path, WARMUP=f"@{warmup}", LOG_FORMAT="json")
     worker.start()
     try:
-        lines = [json.loads(line) for line in worker.log_text().splitlines() if line.startswith("{") and '"logger"' in line]
+        lines = [
+            json.loads(line)
+            for line in worker.log_text().splitlines()
+            if line.startswith("{") and '"logger"' in line
+        ]
         warm = [line for line in lines if line["requestId"] == "warmup"]
         assert any(line["message"].startswith("job done in") for line in warm)
         assert any(line["message"].startswith("warm-up done in") for line in lines)
