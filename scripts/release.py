@@ -752,7 +752,12 @@ def plan_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan
         source = source_url(args.source)
     else:
         remote = environ.get("CIRCLE_REPOSITORY_URL") or _git(root, "remote", "get-url", "origin") or ""
-        source = source_url(remote)
+        try:
+            source = source_url(remote)
+        except ReleaseError as exc:
+            # A clone of a local path (as in a CI sandbox) has no browsable source: no label then.
+            print(f"release.py: {exc}; the image gets no source label (pass --source)", file=sys.stderr)
+            source = ""
     created = args.created
     if not created:
         epoch = _git(root, "show", "-s", "--format=%ct", revision)

@@ -111,3 +111,22 @@ def test_warm_up_runs_before_the_first_job_and_logs_as_json(tmp_path):
         assert worker.runsync({"workflow": zero_time_workflow(124)})["status"] == "COMPLETED"
     finally:
         worker.stop()
+
+
+def test_the_fitness_check_fails_when_comfyui_does_not_answer(tmp_path):
+    from handler.worker import Worker
+
+    settings = settings_for(tmp_path)
+    worker = Worker(settings)
+    with pytest.raises(RuntimeError, match="ComfyUI is not answering"):
+        worker.fitness_check()  # before ComfyUI was started
+    worker.comfy = ComfyProcess(settings)
+    worker.comfy.start()
+    try:
+        worker.comfy.wait_ready()
+        worker.fitness_check()  # healthy: no exception
+        worker.comfy.stop()
+        with pytest.raises(RuntimeError, match="ComfyUI is not answering"):
+            worker.fitness_check()
+    finally:
+        worker.comfy.stop()
