@@ -25,24 +25,32 @@ class _JobIdFilter(logging.Filter):
         return True
 
 
-class _SecretScrubber(logging.Filter):
-    """Replaces any registered secret value in the formatted message with ***."""
+_secrets: set[str] = set()
+_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARNING", "WARNING": "WARNING", "ERROR": "ERROR"}
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        scrubbed = message
-        for secret in self.secrets:
-            if secret in scrubbed:
-                scrubbed = scrubbed.replace(secret, _REDACTED)
-        if scrubbed is not message and scrubbed != message:
-            record.msg, record.args = scrubbed, None
-        return True
+def normalize_level(level: str) -> str:
+    """A log level name as logging knows it: case-insensitive, WARN accepted."""
+    try:
+        return _LEVELS[str(level).strip().upper()]
+    except KeyError:
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {level!r}") from None
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ***."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _message_with_traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    if record.exc_info:
+        message += "\n" + formatter.formatException(record.exc_info)
+    # Scrubbed last, so a secret in an exception's text or traceback is caught too.
+    return scrub(message)
 
 
 class _TextFormatter(logging.Formatter):
@@ -51,19 +59,14 @@ class _TextFormatter(logging.Formatter):
         prefix = f"{record.levelname:<7} {record.name}"
         if job:
             prefix += f" [{job}]"
-        text = f"{prefix} | {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
+        return f"{prefix} | {_message_with_traceback(self, record)}"
 
 
 class _JsonFormatter(logging.Formatter):
     """RunPod's log viewer reads {"requestId", "message", "level"} lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
+        message = _message_with_traceback(self, record)
         line = {
             "requestId": getattr(record, "job_id", None),
             "message": message,
@@ -72,9 +75,6 @@ class _JsonFormatter(logging.Formatter):
             "time": round(record.created, 3),
         }
         return json.dumps(line, ensure_ascii=False)
-
-
-_scrubber = _SecretScrubber()
 
 
 def configure_logging(level: str = "INFO", as_json: bool = False, secrets: Iterable[str] = ()) -> None:
@@ -86,9 +86,9 @@ def configure_logging(level: str = "INFO", as_json: bool = False, secrets: Itera
     stream = logging.StreamHandler(sys.stderr)
     stream._ltx_worker = True  # type: ignore[attr-defined]
     stream.addFilter(_JobIdFilter())
-    stream.addFilter(_scrubber)
     stream.setFormatter(_JsonFormatter() if as_json else _TextFormatter())
     root.addHandler(stream)
+    level = normalize_level(level)
     root.setLevel(level)
     register_secrets(secrets)
     # Chatty libraries stay at WARNING unless we debug.
@@ -100,7 +100,7 @@ def register_secrets(secrets: Iterable[str]) -> None:
     """Add values that must never appear in a log line (tokens, bucket keys)."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            _scrubber.secrets.add(secret)
+            _secrets.add(secret)
 
 
 @contextlib.contextmanager

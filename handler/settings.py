@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from handler.log import normalize_level
+
 # The RunPod network volume's mount point in serverless workers.
 RUNPOD_VOLUME = Path("/runpod-volume")
 # Where an image keeps what it knows about itself and its baked models.
@@ -134,7 +136,11 @@ class Settings(BaseModel):
     )
     bucket_region: str | None = Field(None, alias="BUCKET_REGION", description="Bucket region, if needed.")
     bucket_url_expiry: int = Field(
-        604800, alias="BUCKET_URL_EXPIRY", description="Lifetime of returned presigned URLs in seconds."
+        604800,
+        ge=1,
+        le=604800,  # SigV4 presigned URLs live at most 7 days
+        alias="BUCKET_URL_EXPIRY",
+        description="Lifetime of returned presigned URLs in seconds (at most 604800, 7 days).",
     )
 
     # --- Models ---------------------------------------------------------------------------------
@@ -227,10 +233,7 @@ class Settings(BaseModel):
     @field_validator("log_level", mode="after")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
-        level = {"WARN": "WARNING"}.get(value.upper(), value.upper())
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return level
+        return normalize_level(value)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

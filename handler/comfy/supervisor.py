@@ -81,7 +81,6 @@ class ComfyProcess:
         self._exited = threading.Event()
         self._callbacks: set[Callable[[int], None]] = set()
         self._lock = threading.Lock()
-        self.starts = 0
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,7 +104,6 @@ class ComfyProcess:
             )
         except OSError as exc:
             raise ComfyStartupError(f"could not start ComfyUI ({command[0]} {command[1]}): {exc}") from None
-        self.starts += 1
         threading.Thread(target=self._pump, args=(self._proc,), name="comfyui-output", daemon=True).start()
 
     def _pump(self, proc: subprocess.Popen[bytes]) -> None:
@@ -192,10 +190,6 @@ class ComfyProcess:
     @property
     def exit_code(self) -> int | None:
         return self._exit_code
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
 
     def log_tail(self, lines: int = 20) -> list[str]:
         return list(self._lines)[-lines:]

@@ -212,14 +212,6 @@ def read_inline(path: Path) -> tuple[str, str]:
     return text, digest.hexdigest()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb", buffering=0) as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe(file: OutputFile, sha256: str) -> dict[str, Any]:
     item: dict[str, Any] = {
         "type": file.kind,

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import os
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from handler.job.schema import (
 )
 from handler.job.storage import bucket_config, upload_files
 from handler.log import Stopwatch, job_context, register_secrets
+from handler.models.verify import sha256_file
 from handler.settings import Settings
 
 log = logging.getLogger("handler.job")
@@ -60,13 +63,17 @@ class _JobFiles:
     """Everything a job put on disk, removed when it ends."""
 
     inputs: list[Path] = field(default_factory=list)
+    created_dirs: list[Path] = field(default_factory=list)  # input subfolders the job made
     output_dir: Path | None = None
-    reported: list[Path] = field(default_factory=list)
+    reported: list[Path] = field(default_factory=list)  # outputs outside output_dir (temp previews...)
 
     def clean(self) -> None:
         for path in self.inputs + self.reported:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+        for folder in reversed(self.created_dirs):  # deepest first; never one another job filled
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         if self.output_dir is not None:
             shutil.rmtree(self.output_dir, ignore_errors=True)
 
@@ -84,23 +91,36 @@ def scope_output_prefixes(prompt: dict[str, Any], object_info: Mapping[str, Any]
     whose inputs changed is never answered from ComfyUI's cache with a previous job's (deleted)
     files. Returns the ids of the nodes changed.
     """
-    changed = []
+    changed, problems = [], []
     for node_id, node in prompt.items():
         schema = object_info.get(str(node.get("class_type")))
         inputs = node.get("inputs") or {}
         prefix = inputs.get("filename_prefix")
         if isinstance(schema, Mapping) and schema.get("output_node") and isinstance(prefix, str):
+            if ".." in prefix.replace("\\", "/").split("/"):
+                problems.append(
+                    f"node {node_id} ({node.get('class_type')}): filename_prefix {prefix!r} leaves the output folder"
+                )
+                continue
             inputs["filename_prefix"] = f"{folder}/{prefix.lstrip('/')}"
             changed.append(str(node_id))
+    if problems:
+        raise InputError(problems)
     return changed
 
 
-def _strip_job_folder(subfolder: str, folder: str) -> str:
-    return (
-        subfolder[len(folder) + 1 :]
-        if subfolder.startswith(folder + "/")
-        else ("" if subfolder == folder else subfolder)
-    )
+def result_size(result: Mapping[str, Any]) -> int:
+    """Bytes of ``json.dumps(result)`` without serialising the inline payloads (pure).
+
+    Base64 needs no escaping in JSON, so each payload adds exactly its length.
+    """
+    outputs = result.get("outputs") or []
+    payload = sum(len(item["data"]) for item in outputs if isinstance(item, Mapping) and "data" in item)
+    skeleton = dict(result)
+    skeleton["outputs"] = [
+        {**item, "data": ""} if isinstance(item, Mapping) and "data" in item else item for item in outputs
+    ]
+    return len(json.dumps(skeleton, default=str)) + payload
 
 
 class JobRunner:
@@ -113,8 +133,6 @@ class JobRunner:
         model_report: Any = None,
         lock: Any = None,
         role_filenames: Mapping[str, str] | None = None,
-        on_platform: bool | None = None,
-        progress_sink: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.comfy = comfy
@@ -124,13 +142,14 @@ class JobRunner:
         self.role_filenames = dict(role_filenames or {})
         # The model report is fixed for the worker's life: build its JSON form once.
         self._models_dict = model_report.to_dict() if model_report is not None else None
+        self._models_size = len(json.dumps(self._models_dict)) if self._models_dict is not None else 0
         self.media = MediaLoader(settings)
-        self.on_platform = (
-            bool(os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT")) if on_platform is None else on_platform
-        )
-        self.progress_sink = progress_sink
+        # Progress goes to RunPod only on the platform (the SDK posts it to the job-done URL).
+        self.on_platform = bool(os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT"))
         self._locks: dict[int, asyncio.Lock] = {}
-        self._restarting: asyncio.Future[Any] | None = None
+        # Restarts run on their own thread, so any event loop (the SDK makes several) can await them.
+        self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfyui-restart")
+        self._restart: Future[None] | None = None
 
     # --- entry point --------------------------------------------------------------------------
     async def run(self, job: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,8 +174,11 @@ class JobRunner:
             if state.get("tracker") is not None:
                 # Shielded: RunPod cancelled us, but the prompt must stop (and stop writing files)
                 # before its folder is cleaned up.
+                stopped = False
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._stop_prompt(state["tracker"], state["queue"]))
+                    stopped = await asyncio.shield(self._stop_prompt(state["tracker"], state["queue"]))
+                if not stopped:
+                    self._restart_in_background(kill=True)  # the next job must not queue behind it
             raise
         except Exception as exc:  # a bug of ours: report it, keep serving
             log.exception("job failed unexpectedly")
@@ -175,6 +197,15 @@ class JobRunner:
         if self._models_dict is not None:
             result["models"] = self._models_dict
         result["timings"] = {**watch.marks, "total_ms": watch.total_ms()}
+        if result.get("delivery") == "inline" and result_size(result) > self.settings.inline_max_bytes:
+            # The choice of delivery reserved room for the rest of the result; never return more
+            # than the limit, whatever took the room (RunPod drops what is over its own).
+            size = result_size(result)
+            failure = JobFailure(
+                f"the result would be {size / 1e6:.1f} MB, over INLINE_MAX_BYTES "
+                f"({self.settings.inline_max_bytes / 1e6:.1f} MB); configure a bucket or use output.delivery 'url'"
+            )
+            result = {**failure.as_result(), "status": "error", "timings": result["timings"]}
         return result
 
     # --- the job ----------------------------------------------------------------------------------
@@ -272,21 +303,20 @@ class JobRunner:
 
     # --- ComfyUI health -------------------------------------------------------------------------
     async def _ensure_comfyui(self) -> None:
+        """ComfyUI up before a job: wait for a restart in progress, or start one."""
+        if self._restart is not None and not self._restart.done():
+            log.info("ComfyUI is restarting; the job waits for it")
+            await asyncio.wrap_future(self._restart)
         if self.comfy.alive:
             return
         log.warning("ComfyUI is not running (exit code %s); restarting it", self.comfy.exit_code)
-        try:
-            await self._restart_comfyui()
-        except ComfyStartupError as exc:
+        await asyncio.wrap_future(self._restart_in_background())
+        if not self.comfy.alive:
             raise JobFailure(
-                "ComfyUI is down and did not restart", [{"message": str(exc)}], refresh_worker=True
-            ) from None
-
-    async def _restart_comfyui(self) -> None:
-        if self._restarting is None or self._restarting.done():
-            self._restarting = asyncio.ensure_future(asyncio.to_thread(self.comfy.restart))
-        await asyncio.shield(self._restarting)
-        self.client.forget_object_info()
+                "ComfyUI is down and did not restart",
+                [{"comfyui_log": self.comfy.log_tail(30)}],
+                refresh_worker=True,
+            )
 
     # --- media --------------------------------------------------------------------------------------
     async def _place_media(self, job_id: str, request: JobRequest, files: _JobFiles) -> dict[str, str]:
@@ -304,6 +334,7 @@ class JobRunner:
         by_key = dict(zip(request.media, loaded, strict=True))
         for index, upload in enumerate(request.images):
             data, _mime = by_key[f"images[{index}]"]
+            files.created_dirs.extend(_missing_parents(self.settings.input_dir, upload.name))
             files.inputs.append(write_input_file(self.settings.input_dir, upload.name, data))
         media_files: dict[str, str] = {}
         tag = re.sub(r"[^A-Za-z0-9]", "", job_id)[-12:] or "job"
@@ -326,9 +357,15 @@ class JobRunner:
         state: dict[str, Any],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         tracker = PromptTracker.for_prompt(prompt_id, prompt)
+        try:
+            await self.client.connect()  # first: a session rebuilt for this loop drops old subscriptions
+        except TimeoutError:
+            raise JobFailure(
+                f"ComfyUI's WebSocket on {self.settings.comfyui_url} did not open within 10 s",
+                refresh_worker=True,
+            ) from None
         queue = self.client.subscribe(prompt_id)
         state["tracker"], state["queue"] = tracker, queue
-        await self.client.connect()
         try:
             answer = await self.client.queue_prompt(prompt, prompt_id)
         except ComfyRejected as rejected:
@@ -464,13 +501,16 @@ class JobRunner:
             refresh_worker=True,
         )
 
-    def _restart_in_background(self, kill: bool = False) -> None:
-        if kill:
-            self.comfy.stop(grace=2.0)
-        self._restarting = asyncio.ensure_future(asyncio.to_thread(self._restart_quietly))
+    def _restart_in_background(self, kill: bool = False) -> Future[None]:
+        """Restart ComfyUI on the restart thread (one restart at a time); jobs wait for it."""
+        if self._restart is None or self._restart.done():
+            self._restart = self._restarter.submit(self._restart_quietly, kill)
+        return self._restart
 
-    def _restart_quietly(self) -> None:
+    def _restart_quietly(self, kill: bool) -> None:
         try:
+            if kill:
+                self.comfy.stop(grace=2.0)
             self.comfy.restart()
             self.client.forget_object_info()
         except ComfyStartupError as exc:
@@ -481,9 +521,7 @@ class JobRunner:
         update = tracker.progress().as_update()
         if "node" not in update:
             return False  # nothing to say before the first node starts
-        if self.progress_sink is not None:
-            self.progress_sink(dict(job), update)
-        elif self.on_platform:
+        if self.on_platform:
             import runpod
 
             runpod.serverless.progress_update(dict(job), update)
@@ -508,38 +546,49 @@ class JobRunner:
         files: _JobFiles,
         watch: Stopwatch,
     ) -> dict[str, Any]:
-        refs = out.collect_output_refs(node_outputs, include_temp=request.output.previews)
         roots = {"output": self.settings.output_dir, "temp": self.settings.temp_dir}
-        found = out.stat_outputs(refs, roots)
-        files.reported.extend(f.path for f in found if files.output_dir not in f.path.parents)
+        # Every file the prompt reported is the job's to clean up, previews included...
+        every = out.stat_outputs(out.collect_output_refs(node_outputs, include_temp=True), roots)
+        files.reported.extend(f.path for f in every if files.output_dir not in f.path.parents)
+        # ...but previews are returned only when asked for.
+        found = [f for f in every if request.output.previews or f.ref.type != "temp"]
+        job_root = files.output_dir or self.settings.output_dir
+        names = [self._object_name(f, job_root) for f in found]
         delivery, items = await deliver_outputs(
             found,
             mode=request.output.delivery,
-            inline_limit=self.settings.inline_max_bytes,
+            inline_limit=self.settings.inline_max_bytes - self._result_reserve(request),
             bucket=bucket,
             job_id=job_id,
-            object_names=[self._object_name(f, folder) for f in found],
+            object_names=names,
         )
         if self.settings.outputs_on_volume and found:
-            await asyncio.to_thread(self._keep_on_volume, job_id, found, folder, items)
+            await asyncio.to_thread(self._keep_on_volume, job_id, found, names, items)
         watch.mark("deliver_ms")
         return {"status": "success", "outputs": items, "delivery": delivery}
 
-    @staticmethod
-    def _object_name(file: out.OutputFile, folder: str) -> str:
-        sub = _strip_job_folder(file.ref.subfolder, folder)
-        return f"{sub}/{file.ref.filename}" if sub else file.ref.filename
+    def _result_reserve(self, request: JobRequest) -> int:
+        """Room the rest of the result takes: the model report, the parameters, ids and timings."""
+        parameters = len(json.dumps(request.template_params, default=str)) if request.template_params else 0
+        return self._models_size + parameters + 2048
+
+    def _object_name(self, file: out.OutputFile, job_root: Path) -> str:
+        """The output's name relative to the job's folder (or its ComfyUI folder): no '..' ever."""
+        for root in (job_root, self.settings.output_dir, self.settings.temp_dir):
+            with contextlib.suppress(ValueError):
+                return file.path.relative_to(root.resolve()).as_posix()
+        return file.path.name
 
     def _keep_on_volume(
-        self, job_id: str, found: list[out.OutputFile], folder: str, items: list[dict[str, Any]]
+        self, job_id: str, found: list[out.OutputFile], names: list[str], items: list[dict[str, Any]]
     ) -> None:
         volume = self.settings.runpod_volume
         if not volume.is_dir():
             log.warning("OUTPUTS_ON_VOLUME is set but %s is not mounted; outputs are not kept", volume)
             return
         target_root = volume / "outputs" / re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)
-        for file, item in zip(found, items, strict=False):
-            target = target_root / self._object_name(file, folder)
+        for file, name, item in zip(found, names, items, strict=False):
+            target = target_root / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file.path, target)
             item["volume_path"] = str(target)
@@ -570,13 +619,24 @@ async def deliver_outputs(
             data, digest = out.read_inline(file.path)
             items.append({**out.describe(file, digest), "data": data})
     elif delivery == "url":
-        digests = await asyncio.gather(*(asyncio.to_thread(out.sha256_of, f.path) for f in found))
+        digests = await asyncio.gather(*(asyncio.to_thread(sha256_file, f.path) for f in found))
         urls = await upload_files(
             bucket, job_id, [(f.path, n, f.mime) for f, n in zip(found, object_names, strict=True)]
         )
         for file, digest, url in zip(found, digests, urls, strict=True):
             items.append({**out.describe(file, digest), "url": url})
     return delivery, items
+
+
+def _missing_parents(root: Path, relative_name: str) -> list[Path]:
+    """Folders between ``root`` and the file that do not exist yet, outermost first."""
+    missing = []
+    folder = root
+    for part in Path(relative_name).parts[:-1]:
+        folder = folder / part
+        if not folder.exists():
+            missing.append(folder)
+    return missing
 
 
 def _public_parameters(params: Mapping[str, Any], media_files: Mapping[str, str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -174,7 +174,6 @@ class JobRequest:
     media: dict[str, MediaRef]  # "images[0]" or a template media parameter -> reference
     timeout: float
     output: OutputOptions
-    warnings: list[str] = field(default_factory=list)
 
 
 def _kind(value: Any) -> str:
@@ -330,10 +329,6 @@ def parse_job_input(
         problems.append("input: give either 'workflow' or 'template', not both")
     if isinstance(workflow, Mapping):
         problems.extend(workflow_problems(workflow))
-    if isinstance(workflow, str):
-        problems.append(
-            "input.workflow: expected the workflow object itself, got a string (send JSON, not JSON text)"
-        )
 
     template_params: dict[str, Any] | None = None
     media: dict[str, MediaRef] = {}

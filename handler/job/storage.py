@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from handler.comfy.errors import JobFailure
-from handler.log import register_secrets
 from handler.settings import Settings
 
 _AWS_VIRTUAL_HOST = re.compile(
@@ -143,8 +142,11 @@ def _upload_one(config: BucketConfig, path: Path, key: str, mime: str) -> str:
 async def upload_files(
     config: BucketConfig, job_id: str, files: Sequence[tuple[Path, str, str]]
 ) -> list[str]:
-    """Upload (path, name, mime) in parallel to ``<job id>/<name>``; presigned GET URLs in order."""
-    register_secrets([config.access_key_id, config.secret_access_key])
+    """Upload (path, name, mime) in parallel to ``<job id>/<name>``; presigned GET URLs in order.
+
+    The keys are already registered with the log scrubber: the worker's at startup, a request's
+    s3Config as the job starts.
+    """
     tasks = [
         asyncio.to_thread(_upload_one, config, path, object_key(job_id, name), mime)
         for path, name, mime in files

@@ -188,6 +188,29 @@ def test_images_reach_load_image_in_every_form(worker, clean, media_url, form):
         worker.runsync({"workflow": workflow, "images": [{"name": f"uploads/in-{form}.png", "image": value}]})
     )
     assert png_size(base64.b64decode(output["outputs"][0]["data"])) == (1, 1)
+    assert not (worker.data_dir / "input" / "uploads").exists(), "the folder the upload made is removed too"
+
+
+def test_previews_are_cleaned_up_and_returned_only_when_asked(worker, clean):
+    workflow = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": next(_colors)},
+        },
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "kept"}},
+    }
+    plain = completed(worker.runsync({"workflow": workflow}))
+    assert [item["filename"] for item in plain["outputs"]] == ["kept_00001_.png"]
+    workflow["1"]["inputs"]["color"] = next(_colors)
+    with_previews = completed(worker.runsync({"workflow": workflow, "output": {"previews": True}}))
+    assert len(with_previews["outputs"]) == 2
+
+
+def test_an_output_prefix_may_not_leave_the_output_folder(worker, clean):
+    workflow = zero_time_workflow(next(_colors), prefix="../../escape")
+    error = failed(worker.runsync({"workflow": workflow}))
+    assert "filename_prefix '../../escape' leaves the output folder" in error
 
 
 def test_params_override_the_workflow(worker, clean):

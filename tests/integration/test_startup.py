@@ -130,3 +130,21 @@ def test_the_fitness_check_fails_when_comfyui_does_not_answer(tmp_path):
             worker.fitness_check()
     finally:
         worker.comfy.stop()
+
+
+@pytest.mark.slow
+def test_a_job_during_a_comfyui_restart_waits_for_it(tmp_path):
+    # ComfyUI takes 3 s to answer after every start, so the job after a crash arrives mid-restart.
+    worker = make_worker(tmp_path, COMFYUI_ARGS="--double-startup-delay 3", COMFYUI_STARTUP_TIMEOUT="60")
+    worker.start()
+    try:
+        crash = {
+            "1": {"class_type": "DoubleCrash", "inputs": {"exit_code": 139, "seed": 1}},
+            "2": {"class_type": "DoubleValue", "inputs": {"value": ["1", 0]}},
+        }
+        assert worker.runsync({"workflow": crash})["status"] == "FAILED"
+        answer = worker.runsync({"workflow": zero_time_workflow(77)}, timeout=90)
+        assert answer["status"] == "COMPLETED", answer
+        assert "ComfyUI is restarting; the job waits for it" in worker.log_text()
+    finally:
+        worker.stop()

@@ -10,7 +10,8 @@ import pytest
 
 from handler.comfy.errors import JobFailure
 from handler.job import outputs as out
-from handler.job.runner import job_folder_key, scope_output_prefixes
+from handler.job.runner import job_folder_key, result_size, scope_output_prefixes
+from handler.job.schema import InputError
 
 HISTORY_OUTPUTS = {
     "75": {
@@ -156,6 +157,26 @@ def test_output_prefixes_are_scoped_to_the_job_folder():
     assert prompt["2"]["inputs"]["filename_prefix"] == "jobs/abc/video/LTX-2"
     assert prompt["3"]["inputs"]["filename_prefix"] == ["4", 0]
     assert prompt["5"]["inputs"]["filename_prefix"] == "x"
+
+
+def test_prefixes_that_leave_the_output_folder_are_refused():
+    prompt = {"2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "../../etc/x"}}}
+    with pytest.raises(
+        InputError, match=r"node 2 \(SaveImage\): filename_prefix '../../etc/x' leaves the output folder"
+    ):
+        scope_output_prefixes(prompt, {"SaveImage": {"output_node": True}}, "jobs/abc")
+
+
+def test_result_size_is_the_exact_json_length_without_serialising_payloads():
+    result = {
+        "status": "success",
+        "outputs": out.OutputList(
+            [{"filename": "a.mp4", "data": "QUJD" * 1000}, {"filename": "b.png", "url": "https://x"}]
+        ),
+        "models": {"model_set": "fp8", "files": [{"path": "/opt/ü"}]},
+        "timings": {"total_ms": 1.5},
+    }
+    assert result_size(result) == len(json.dumps(result))
 
 
 def test_job_folder_key_is_safe_and_unique():

@@ -77,6 +77,12 @@ def test_every_problem_is_reported_at_once():
     assert len(problems) >= 6
 
 
+def test_a_workflow_sent_as_json_text_is_one_clear_problem():
+    assert problems_of({"workflow": '{"1": {}}'}) == [
+        "input.workflow: expected the workflow object itself, got a string (send JSON, not JSON text)"
+    ]
+
+
 def test_ui_format_gets_export_instructions():
     problems = problems_of({"workflow": {"nodes": [], "links": [], "version": 0.4}})
     assert problems == [UI_FORMAT_HELP]
