@@ -176,11 +176,11 @@ class Settings(BaseModel):
             "without a volume or with a read-only one."
         ),
     )
-    verify_models: Literal["none", "download", "full"] = Field(
+    verify_models: Literal["download", "full"] = Field(
         "download",
         alias="VERIFY_MODELS",
         description=(
-            "none or download: hash only downloads (always verified); full: also hash every located file "
+            "download: hash only downloads (always verified); full: also hash every located file "
             "once, remembered on the volume by path, size and mtime."
         ),
     )

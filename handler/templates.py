@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -48,7 +48,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from handler.fsutil import write_atomic
+from handler.job.schema import is_link
+
+if TYPE_CHECKING:
+    from handler.buildinfo import BuildInfo
+    from handler.models.lock import ModelLock
+    from handler.settings import Settings
+
 TEMPLATE_NAMES: tuple[str, ...] = ("t2v", "i2v", "canny", "depth")
+# The set `render` names files from when neither an image nor MODEL_SET says (a source checkout).
+RENDER_DEFAULT_SET = "fp8"
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 MANIFEST_NAME = "templates.yaml"
 
@@ -386,7 +396,7 @@ def _parse_target(raw: Any, graph: Mapping[str, Any], where: str) -> Target:
             f"{where}: node {node} ({graph[node].get('class_type')}) has no input {input_name!r}; "
             f"it has: {', '.join(inputs)}"
         )
-    if _is_link(inputs[input_name]):
+    if is_link(inputs[input_name]):
         raise TemplateDefinitionError(f"{where}: {node}.{input_name} is a link; set its source node instead")
     if as_type not in (None, "int", "float"):
         raise TemplateDefinitionError(f"{where}.as: expected int or float, got {as_type!r}")
@@ -432,15 +442,6 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise TemplateDefinitionError(f"{where}: expected a mapping, got {type(value).__name__}")
     return value
-
-
-def _is_link(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int)
-    )
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -630,16 +631,6 @@ def template_media_slots(name: str) -> list[MediaSlot]:
     """The media parameters of a template, in declaration order (required ones first in practice)."""
     spec = _spec_or_error(name)
     return [MediaSlot(p.name, p.media_kind or "", p.required) for p in spec.params.values() if p.is_media]
-
-
-def template_roles(name: str) -> list[str]:
-    """The model roles the template's loaders read, each once (e.g. ``checkpoint``, ``text_encoder``)."""
-    return _spec_or_error(name).roles
-
-
-def template_output_node(name: str) -> str:
-    """The node id of the template's SaveVideo: pick the job's result by this id."""
-    return _spec_or_error(name).output_node
 
 
 def validate_template_params(
@@ -1090,9 +1081,7 @@ def write_docs(directory: Path | None = None) -> list[Path]:
     written = []
     for file_name, text in ((SCHEMA_DOC, schema_document()), (MARKDOWN_DOC, markdown_document())):
         path = target / file_name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text)
         written.append(path)
     return written
 
@@ -1122,7 +1111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--set",
         dest="model_set",
         metavar="SET",
-        help="model set whose file names the loaders get (default: MODEL_SET, the image's baked set, else fp8)",
+        help="model set whose file names the loaders get (default: the image's baked set, else MODEL_SET, "
+        "else fp8)",
     )
     parser.add_argument(
         "--lock", type=Path, metavar="PATH", help="models.lock.yaml (default: MODELS_LOCK or the shipped one)"
@@ -1160,19 +1150,33 @@ def parse_cli_params(name: str, pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def _default_model_set() -> tuple[str, Path | None]:
-    from handler.buildinfo import read_build_info
-    from handler.settings import Settings
+def render_model_set(
+    settings: Settings, build_info: BuildInfo, lock: ModelLock, override: str | None = None
+) -> tuple[str, list[str]]:
+    """The model set whose file names ``render`` gives the loaders, and warnings to show.
 
-    settings = Settings.from_env(os.environ)
-    if settings.model_set:
-        return settings.model_set, settings.models_lock
-    baked = read_build_info(settings.worker_home / "build-info.json").model_set
-    return baked or "fp8", settings.models_lock
+    The worker's own choice (:func:`handler.models.locate.active_model_set`: the image's baked
+    set, else ``MODEL_SET``), with ``override`` (``--set``) winning over both; outside an image
+    with nothing configured, :data:`RENDER_DEFAULT_SET`, since a prompt needs some file names.
+
+    Raises:
+        ValueError: the set asked for is not in the lock (the message names the lock's sets).
+    """
+    from handler.models.locate import active_model_set
+
+    nothing_chosen = override is None and settings.model_set is None and not build_info.is_baked
+    if nothing_chosen and RENDER_DEFAULT_SET in lock.sets:
+        return RENDER_DEFAULT_SET, []
+    name, problem, warnings = active_model_set(settings, build_info, lock, override)
+    if name is None:
+        raise ValueError(problem)
+    return name, warnings
 
 
 def run(args: argparse.Namespace) -> int:
+    from handler.buildinfo import read_build_info
     from handler.models.lock import LockError, load_lock
+    from handler.settings import Settings
 
     try:
         params = parse_cli_params(args.template, args.param)
@@ -1181,9 +1185,13 @@ def run(args: argparse.Namespace) -> int:
             if given is not None:
                 params[media_name] = given
         used = validate_template_params(args.template, params)
-        default_set, default_lock = _default_model_set()
-        lock = load_lock(args.lock or default_lock)
-        model_files = lock.role_filenames(args.model_set or default_set)
+        settings = Settings.from_env(os.environ)
+        lock = load_lock(args.lock or settings.models_lock)
+        build_info = read_build_info(settings.build_info_path)
+        model_set, warnings = render_model_set(settings, build_info, lock, args.model_set or None)
+        for warning in warnings:
+            print(f"render: {warning}", file=sys.stderr)
+        model_files = lock.role_filenames(model_set)
         media_files = {
             slot.param: used[slot.param] for slot in template_media_slots(args.template) if slot.param in used
         }

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import socket
-import tempfile
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from handler.fsutil import write_atomic
 from handler.job.schema import InputError, MediaRef, decode_base64
 from handler.settings import Settings
 
@@ -191,18 +190,12 @@ def _redact_url(url: str) -> str:
 
 
 def write_input_file(input_dir: Path, relative_name: str, data: bytes) -> Path:
-    """Write ``data`` at ``input_dir/relative_name`` atomically (temp file, then rename)."""
+    """Write ``data`` at ``input_dir/relative_name`` atomically, never outside ``input_dir``."""
     target = (input_dir / relative_name).resolve()
     root = input_dir.resolve()
     if root not in target.parents:
         raise MediaError([f"{relative_name!r} would leave ComfyUI's input folder"])
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    # Not durable: the file lives only as long as the job, which a crash ends anyway.
+    write_atomic(target, data, durable=False)
     return target

@@ -210,14 +210,15 @@ def workflow_problems(workflow: Mapping[str, Any], where: str = "input.workflow"
             problems.append(f"{here}.inputs: expected an object, got {_kind(inputs)}")
             continue
         for name, value in inputs.items():
-            if _is_link(value) and str(value[0]) not in workflow:
+            if is_link(value) and str(value[0]) not in workflow:
                 problems.append(
                     f"{here}.inputs.{name}: links to node {str(value[0])!r}, which is not in the workflow"
                 )
     return problems
 
 
-def _is_link(value: Any) -> bool:
+def is_link(value: Any) -> bool:
+    """True for an API-format link: ``[source node id, output index]``."""
     return (
         isinstance(value, list)
         and len(value) == 2

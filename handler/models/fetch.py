@@ -35,7 +35,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +55,11 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import build_hf_headers, get_session, get_token, hf_raise_for_status
 
+from handler.fsutil import fsync_dir, human_size, write_atomic
 from handler.models import lease as leases
 from handler.models.lease import Lease, LeaseLost
 from handler.models.lock import LicenseFile, LockEntry, LockError, load_lock
-from handler.models.lockedit import apply_updates, write_atomically
+from handler.models.lockedit import apply_updates
 from handler.models.verify import HASH_BUFFER_BYTES, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def fetch_entries(
     max_workers: int = 4,
     show_progress: bool | None = None,
     hf_cache: Path | None = None,
-    verify_present: bool = False,
+    verify_present: bool | Collection[str] = False,
 ) -> list[FetchOutcome]:
     """Make every entry's file present and verified under ``dest``; files go in parallel.
 
@@ -151,7 +152,8 @@ def fetch_entries(
         show_progress: progress bars (True), log lines (False); None: bars on a terminal.
         hf_cache: a Hugging Face hub cache to reuse files from; default the environment's
             (``HF_HUB_CACHE`` or ``HF_HOME/hub``). Files in it are hashed before use.
-        verify_present: re-hash files already in ``dest`` instead of trusting their size.
+        verify_present: re-hash files already in ``dest`` instead of trusting their size: True
+            for every file, or the ids of the entries to re-hash (files known to be suspect).
 
     Returns:
         One `FetchOutcome` per entry, in the order given.
@@ -183,7 +185,7 @@ def fetch_entries(
         token=token,
         trust_on_first_use=trust_on_first_use,
         hf_cache=_cache_dir(hf_cache),
-        verify_present=verify_present,
+        verify_present=verify_present if isinstance(verify_present, bool) else frozenset(verify_present),
         progress=_BarProgress() if show else _LogProgress(),
     )
     outcomes: dict[int, FetchOutcome] = {}
@@ -274,9 +276,13 @@ class _SpaceBook:
             others = self._pending.get(device, 0)
             if nbytes > free - others:
                 raise FetchError(
-                    f"not enough disk space for {final} ({_where(item)}): it needs {_size(nbytes)} more, "
-                    f"the filesystem of {directory} has {_size(free)} free"
-                    + (f", of which other downloads of this run still need {_size(others)}" if others else "")
+                    f"not enough disk space for {final} ({_where(item)}): it needs {human_size(nbytes)} more, "
+                    f"the filesystem of {directory} has {human_size(free)} free"
+                    + (
+                        f", of which other downloads of this run still need {human_size(others)}"
+                        if others
+                        else ""
+                    )
                     + "; free up space or choose another --dest"
                 )
             self._pending[device] = others + nbytes
@@ -302,12 +308,33 @@ class _Context:
     token: str | None
     trust_on_first_use: bool
     hf_cache: Path | None
-    verify_present: bool
+    verify_present: bool | frozenset[str]  # every file, or the ids of these
     progress: _Progress
     stop: threading.Event = field(default_factory=threading.Event)
     space: _SpaceBook = field(default_factory=_SpaceBook)
     trusted: dict[str, _Trusted] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # path -> ((inode, size, mtime), sha256): a file in place is read once per run, not once
+    # before and again after taking its lease.
+    _hashed: dict[Path, tuple[tuple[int, int, int], str]] = field(default_factory=dict)
+
+    def rehashes(self, item: Item) -> bool:
+        """Whether a file of the right size already in place must be hashed before it is kept."""
+        if isinstance(self.verify_present, bool):
+            return self.verify_present
+        return item.id in self.verify_present
+
+    def sha256_of(self, path: Path, stat: os.stat_result) -> str:
+        """The sha256 of the file at ``path`` in state ``stat``, hashed at most once per run."""
+        state = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            known = self._hashed.get(path)
+        if known is not None and known[0] == state:
+            return known[1]
+        digest = sha256_file(path)
+        with self._lock:
+            self._hashed[path] = (state, digest)
+        return digest
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -397,8 +424,8 @@ def _present(item: Item, final: Path, context: _Context) -> _Present | None:
             return None
         context.trust(item, actual, stat.st_size, remote.commit)
         return _Present(stat.st_size, actual)
-    if item.size is None or context.verify_present:
-        actual = sha256_file(final)
+    if item.size is None or context.rehashes(item):
+        actual = context.sha256_of(final, stat)
         if actual != item.sha256:
             logger.warning("%s has sha256 %s, the lock expects %s: replacing it", final, actual, item.sha256)
             return None
@@ -548,30 +575,63 @@ def _metadata(item: Item, context: _Context) -> _Remote:
 
 
 def _explain(exc: BaseException, item: Item, context: _Context) -> FetchError:
-    where = _where(item)
-    page = f"{context.endpoint}/{item.repo}"
-    has_token = bool(context.token or get_token())
     if isinstance(exc, FetchError):
         return exc
+    where = _where(item)
+    if isinstance(exc, OfflineModeIsEnabled):
+        return FetchError(
+            f"{where}: HF_HUB_OFFLINE is set, and the file is neither in {context.dest} nor in the cache"
+        )
+    message = describe_hub_error(
+        exc,
+        repo=item.repo,
+        revision=item.revision_or_main,
+        path=item.path,
+        endpoint=context.endpoint,
+        has_token=bool(context.token or get_token()),
+    )
+    if isinstance(exc, EntryNotFoundError):
+        message += f"; check the path of lock entry {item.id!r}"
+    return FetchError(f"{where}: {message}")
+
+
+def describe_hub_error(
+    exc: BaseException,
+    *,
+    repo: str,
+    revision: str,
+    endpoint: str,
+    has_token: bool,
+    path: str | None = None,
+) -> str:
+    """What went wrong asking the Hub about ``repo`` and what to do about it, in one line.
+
+    Shared by ``fetch`` and ``lock``, so a Hugging Face error reads the same in both. The text
+    names the repo, revision or file it is about; callers put their own location in front.
+
+    Args:
+        exc: what huggingface_hub (or its HTTP layer) raised.
+        repo: the model repo asked about.
+        revision: the revision asked for (a commit or ``main``).
+        endpoint: the Hub's address, for the repo's page in a hint.
+        has_token: whether a token was sent (decides the hint for gated and missing repos).
+        path: the file asked about, if any.
+    """
+    page = f"{endpoint}/{repo}"
     if isinstance(exc, GatedRepoError):
         if not has_token:
-            return FetchError(
-                f"{where}: the repo is gated and no token was given (HTTP 401). Accept its terms at {page} "
+            return (
+                f"{repo} is gated and no token was given (HTTP 401). Accept its terms at {page} "
                 "and pass a token with access (HF_TOKEN or --token-file)"
             )
-        return FetchError(
-            f"{where}: the repo is gated and the token has no access to it (HTTP 403). Request access at "
-            f"{page}, or use a token of an account that has it"
+        return (
+            f"{repo} is gated and the token has no access to it (HTTP 403). Request access at {page}, "
+            "or use a token of an account that has it"
         )
     if isinstance(exc, RevisionNotFoundError):
-        return FetchError(
-            f"{where}: revision {item.revision_or_main!r} does not exist in {item.repo} (HTTP 404)"
-        )
+        return f"revision {revision!r} does not exist in {repo} (HTTP 404)"
     if isinstance(exc, EntryNotFoundError):
-        return FetchError(
-            f"{where}: {item.path!r} does not exist in {item.repo} at {item.revision_or_main} (HTTP 404); "
-            f"check the path of lock entry {item.id!r}"
-        )
+        return f"{path!r} does not exist in {repo} at {revision} (HTTP 404)"
     if isinstance(exc, RepositoryNotFoundError):
         hint = (
             "the token has no access to it"
@@ -579,21 +639,19 @@ def _explain(exc: BaseException, item: Item, context: _Context) -> FetchError:
             else "if it is private, pass a token (HF_TOKEN or --token-file)"
         )
         status = exc.response.status_code if exc.response is not None else "?"
-        return FetchError(f"{where}: repository {item.repo} not found (HTTP {status}); {hint}")
+        return f"repository {repo} not found (HTTP {status}); {hint}"
     if isinstance(exc, OfflineModeIsEnabled):
-        return FetchError(
-            f"{where}: HF_HUB_OFFLINE is set, and the file is neither in {context.dest} nor in the cache"
-        )
+        return f"HF_HUB_OFFLINE is set, so {endpoint} cannot be asked about {repo}"
     if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
         if status == 401:
-            return FetchError(f"{where}: the Hub refused the token (HTTP 401): it is invalid or expired")
+            return "the Hub refused the token (HTTP 401): it is invalid or expired"
         if status == 403:
-            return FetchError(f"{where}: access forbidden (HTTP 403); check the token's permissions")
-        return FetchError(f"{where}: the Hub answered HTTP {status}: {str(exc).splitlines()[0]}")
+            return f"access to {repo} forbidden (HTTP 403); check the token's permissions"
+        return f"the Hub answered HTTP {status} for {repo}@{revision}: {str(exc).splitlines()[0]}"
     if isinstance(exc, httpx2.HTTPError):
-        return FetchError(f"{where}: cannot reach {context.endpoint}: {type(exc).__name__}: {exc}")
-    return FetchError(f"{where}: {type(exc).__name__}: {exc}")
+        return f"cannot reach {endpoint}: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 # --- reuse from a Hugging Face cache -------------------------------------------------------------
@@ -669,7 +727,7 @@ def _reuse_from_cache(
             )  # fmt: skip
             continue
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         context.trust(item, actual, size, commit)
         seconds = time.perf_counter() - started
         context.progress.finish(
@@ -777,11 +835,11 @@ def _download(item: Item, final: Path, lease: Lease, context: _Context, started:
             f"{final} ({where}): git blob id mismatch: expected {expected_oid}, got {actual_oid}; the download was deleted"
         )
     os.replace(temp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     context.trust(item, actual_sha, actual_size, remote.commit)
     seconds = time.perf_counter() - started
     context.progress.finish(
-        item.id, f"{final}: downloaded {_size(actual_size)} in {seconds:.1f} s, sha256 verified"
+        item.id, f"{final}: downloaded {human_size(actual_size)} in {seconds:.1f} s, sha256 verified"
     )
     return FetchOutcome(item.id, final, "downloaded", actual_size, actual_sha, seconds)
 
@@ -941,8 +999,8 @@ def _describe(exc: BaseException) -> str:
 def _disk_full(item: Item, final: Path, exc: OSError) -> FetchError:
     free = shutil.disk_usage(final.parent).free
     return FetchError(
-        f"{final} ({_where(item)}): no space left on the device ({exc.strerror}); {_size(free)} free, "
-        f"the file needs {_size(item.size) if item.size else 'more'}. The partial file was deleted; "
+        f"{final} ({_where(item)}): no space left on the device ({exc.strerror}); {human_size(free)} free, "
+        f"the file needs {human_size(item.size) if item.size else 'more'}. The partial file was deleted; "
         "free up space or choose another --dest"
     )
 
@@ -955,27 +1013,6 @@ def _git_oid_of(path: Path) -> str:
         while chunk := handle.read(HASH_BUFFER_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename durable; some filesystems cannot open directories, which is fine.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _size(count: int | None) -> str:
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{count} B"
 
 
 # --- trust on first use ---------------------------------------------------------------------------
@@ -991,7 +1028,7 @@ def _record_trusted(lock_path: Path, trusted: dict[str, _Trusted]) -> None:
     text = lock_path.read_text(encoding="utf-8")
     new_text = apply_updates(text, updates, "[tofu] recorded by fetch --trust-on-first-use")
     if new_text != text:
-        write_atomically(lock_path, new_text)
+        write_atomic(lock_path, new_text)
         logger.info("recorded sha256 and size of %s in %s", ", ".join(sorted(updates)), lock_path)
 
 
@@ -1015,8 +1052,8 @@ class _LogProgress(_Progress):
     def start(self, key: str, label: str, total: int | None, initial: int) -> None:
         with self._lock:
             self._state[key] = [label, total, initial, time.monotonic(), time.monotonic(), initial]
-        resume = f", resuming at {_size(initial)}" if initial else ""
-        logger.info("%s: %s%s", label, _size(total) if total else "size unknown", resume)
+        resume = f", resuming at {human_size(initial)}" if initial else ""
+        logger.info("%s: %s%s", label, human_size(total) if total else "size unknown", resume)
 
     def advance(self, key: str, count: int) -> None:
         with self._lock:
@@ -1031,7 +1068,7 @@ class _LogProgress(_Progress):
             label, total, done, began, _, initial = state
         rate = (done - initial) / max(now - began, 1e-6)
         share = f"{100 * done / total:.0f}% " if total else ""
-        logger.info("%s: %s(%s, %s/s)", label, share, _size(done), _size(int(rate)))
+        logger.info("%s: %s(%s, %s/s)", label, share, human_size(done), human_size(int(rate)))
 
     def finish(self, key: str, message: str | None) -> None:
         with self._lock:
@@ -1133,14 +1170,28 @@ def read_token_file(path: Path) -> str:
     return token
 
 
-def run(args: argparse.Namespace) -> int:
+def start_hub_command(token_file: Path | None, *, log_level: str) -> str | None:
+    """The common start of the ``fetch`` and ``lock`` commands: logging, then the token.
+
+    Logs go out at ``LOG_LEVEL``, else at ``log_level``. The token comes from ``token_file``,
+    else from ``HF_TOKEN``, else None (huggingface_hub's saved login then applies); it is
+    registered with the log scrubber, so no log line can show it.
+
+    Raises:
+        FetchError: the token file cannot be read, or does not hold exactly one token.
+    """
     from handler.log import configure_logging, register_secrets
 
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get("LOG_LEVEL", log_level))
+    token = read_token_file(token_file) if token_file else (os.environ.get("HF_TOKEN") or None)
+    if token:
+        register_secrets([token])
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        token = read_token_file(args.token_file) if args.token_file else (os.environ.get("HF_TOKEN") or None)
-        if token:
-            register_secrets([token])
+        token = start_hub_command(args.token_file, log_level="INFO")
         lock = load_lock(args.lock)
         items: list[Item] = [*lock.set_entries(args.model_set), *lock.set_licenses(args.model_set)]
         outcomes = fetch_entries(
@@ -1168,7 +1219,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"outcomes": [_outcome_json(o) for o in outcomes], "failures": []}))
     else:
         for outcome in outcomes:
-            print(f"{outcome.action:<13} {outcome.path}  {_size(outcome.size)}  {outcome.seconds:.1f} s")
+            print(f"{outcome.action:<13} {outcome.path}  {human_size(outcome.size)}  {outcome.seconds:.1f} s")
     return 0
 
 

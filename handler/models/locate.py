@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from handler.buildinfo import BuildInfo, read_build_info
+from handler.fsutil import human_size
 from handler.log import configure_logging
 from handler.models.lock import LockEntry, LockError, ModelLock, load_lock
 from handler.models.verified import VerifiedStore, measure
@@ -288,16 +289,6 @@ class PreparedModels:
     comfyui_args: list[str]
 
 
-def human_size(size: int) -> str:
-    """Bytes as a short binary-unit string: 27078716018 -> '25.22 GiB'."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def format_table(report: ModelReport, indent: str = "") -> list[str]:
     """Aligned rows FILE / SOURCE / SIZE / VERIFIED / PATH for found files and extras, then gaps."""
     rows = [("FILE", "SOURCE", "SIZE", "VERIFIED", "PATH")]
@@ -324,12 +315,26 @@ def format_table(report: ModelReport, indent: str = "") -> list[str]:
 
 
 def active_model_set(
-    settings: Settings, build_info: BuildInfo, lock: ModelLock
+    settings: Settings, build_info: BuildInfo, lock: ModelLock, override: str | None = None
 ) -> tuple[str | None, str | None, list[str]]:
-    """(set name, problem, warnings): the image's set when it bakes one, else ``MODEL_SET``."""
+    """Which model set is active: the image's when it bakes one, else ``MODEL_SET``.
+
+    Args:
+        settings: the worker's settings (``MODEL_SET``).
+        build_info: the image's build info (a baked image's set wins over ``MODEL_SET``).
+        lock: the model lock; the set must be one of its sets.
+        override: a set asked for explicitly (a command line's ``--set``): wins over both.
+
+    Returns:
+        (set name, problem, warnings): the name is None when no set is active, and the problem
+        then says why and what to do.
+    """
     warnings = []
     known = ", ".join(sorted(lock.sets)) or "none"
-    if build_info.is_baked:
+    if override is not None:
+        name = override
+        origin = "--set"
+    elif build_info.is_baked:
         name = build_info.model_set
         origin = f"the image's build info ({build_info.variant} image)"
         if settings.model_set and settings.model_set != name:
@@ -394,7 +399,11 @@ def model_roots(settings: Settings, build_info: BuildInfo, download_dir: Path) -
 
 def hf_cache_repo_dir(hub: Path, repo: str) -> Path:
     """The Hugging Face cache folder of a model repo: ``hub/models--ORG--NAME``."""
-    return hub / ("models--" + repo.replace("/", "--"))
+    # Imported here: huggingface_hub's download module costs ~0.15 s, and only volumes with a
+    # RunPod cache need it.
+    from huggingface_hub.file_download import repo_folder_name
+
+    return hub / repo_folder_name(repo_id=repo, repo_type="model")
 
 
 def snapshot_order(refs_main: str | None, pinned: str | None, snapshots: Iterable[str]) -> list[str]:
@@ -628,8 +637,9 @@ def _locate(
     rejected: Mapping[Path, str] | None = None,
     fresh: Mapping[Path, _Fresh] | None = None,
     notes: Mapping[str, Sequence[str]] | None = None,
+    model_set: str | None = None,
 ) -> tuple[ModelReport, list[ExtraLink]]:
-    set_name, problem, warnings = active_model_set(settings, build_info, lock)
+    set_name, problem, warnings = active_model_set(settings, build_info, lock, override=model_set)
     survey = _survey(settings, build_info)
     rejected = dict(rejected or {})
     fresh = fresh or {}
@@ -886,6 +896,7 @@ def _verify_until_stable(
     rejected: dict[Path, str],
     *,
     include_trusted: bool,
+    model_set: str | None = None,
 ) -> tuple[ModelReport, list[ExtraLink]]:
     """Hash the located files; a mismatch rejects that copy and the next place is located and hashed.
 
@@ -899,7 +910,9 @@ def _verify_until_stable(
         include_trusted = False  # baked files are hashed at most once per call
         rejected.update(bad)
         if hashed:
-            report, links = _locate(settings, lock, build_info, store=store, rejected=rejected)
+            report, links = _locate(
+                settings, lock, build_info, store=store, rejected=rejected, model_set=model_set
+            )
         if not bad:
             return report, links
 
@@ -972,10 +985,19 @@ def _download_missing(
         ", ".join(e.relpath for e in downloadable),
     )
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    # A file already at its destination yet missing from the report was rejected by hash (now
+    # or remembered): fetch must hash it, not keep it for its size, so a bad copy is replaced.
+    suspect = [e.id for e in downloadable if (dest / e.relpath).exists()]
     failures: dict[str, str] = {}
     try:
         outcomes = fetch_entries(
-            downloadable, dest, endpoint=settings.hf_endpoint, token=token, max_workers=4, show_progress=False
+            downloadable,
+            dest,
+            endpoint=settings.hf_endpoint,
+            token=token,
+            max_workers=4,
+            show_progress=False,
+            verify_present=suspect,
         )
     except FetchError as exc:
         outcomes = exc.outcomes
@@ -1032,6 +1054,9 @@ def prepare_models(
         )
     if report.missing and settings.allow_downloads:
         fresh, notes = _download_missing(settings, lock, report, store)
+        for path, got in fresh.items():
+            if got.verified:  # a verified new copy replaced a rejected one
+                rejected.pop(path, None)
         report, links = _locate(
             settings, lock, build_info, store=store, rejected=rejected, fresh=fresh, notes=notes
         )
@@ -1109,22 +1134,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level, as_json=False, secrets=settings.secret_values())
-        if args.model_set:
-            settings = settings.model_copy(update={"model_set": args.model_set})
         lock = load_lock(args.lock or settings.models_lock)
         build_info = read_build_info(settings.build_info_path)
-        if args.model_set and build_info.is_baked and args.model_set != build_info.model_set:
-            # Asked explicitly on the command line: locate that set, as a slim image would.
-            build_info = build_info.model_copy(update={"model_set": None, "models_dir": None})
     except (SettingsError, LockError, ValueError) as exc:
         print(f"locate: {exc}", file=sys.stderr)
         return 2
     store = VerifiedStore.for_settings(settings)
-    report, links = _locate(settings, lock, build_info, store=store)
+    report, links = _locate(settings, lock, build_info, store=store, model_set=args.model_set or None)
     rejected: dict[Path, str] = {}
     if args.verify and report.files:
         report, _ = _verify_until_stable(
-            settings, lock, build_info, store, report, links, rejected, include_trusted=True
+            settings,
+            lock,
+            build_info,
+            store,
+            report,
+            links,
+            rejected,
+            include_trusted=True,
+            model_set=args.model_set or None,
         )
     for warning in report.warnings:
         log.warning("%s", warning)

@@ -290,8 +290,7 @@ def _parse_entry(entry_id: str, raw: Any, problems: _Problems) -> LockEntry | No
         problems.add(
             f"{loc}.folder", f"expected a ComfyUI models folder {sorted(COMFYUI_FOLDERS)}, got {folder!r}"
         )
-    if "/" in filename or "\\" in filename or filename in {".", ".."}:
-        problems.add(f"{loc}.filename", f"expected a bare file name, got {filename!r}")
+    _check_bare_filename(f"{loc}.filename", filename, problems)
 
     _check_pins(loc, raw, problems)
     gated = raw.get("gated")
@@ -318,6 +317,12 @@ def _parse_entry(entry_id: str, raw: Any, problems: _Problems) -> LockEntry | No
 def _check_repo_path(loc: str, path: str, problems: _Problems) -> None:
     if path.startswith("/") or ".." in path.split("/") or path.endswith("/") or "\\" in path:
         problems.add(loc, f"expected a file path inside the repo, got {path!r}")
+
+
+def _check_bare_filename(loc: str, filename: str, problems: _Problems) -> None:
+    # The file lands in <dest>/<folder>/ (or licenses/): no separators, nothing that leaves it.
+    if "/" in filename or "\\" in filename or filename in {".", ".."}:
+        problems.add(loc, f"expected a bare file name, got {filename!r}")
 
 
 def _check_pins(loc: str, raw: Mapping[str, Any], problems: _Problems) -> None:
@@ -352,8 +357,7 @@ def _parse_license(license_id: str, raw: Any, problems: _Problems) -> LicenseFil
     if not _REPO.match(raw["repo"]):
         problems.add(f"{loc}.repo", f"expected 'org/name', got {raw['repo']!r}")
     _check_repo_path(f"{loc}.path", raw["path"], problems)
-    if "/" in raw["filename"] or "\\" in raw["filename"] or raw["filename"] in {".", ".."}:
-        problems.add(f"{loc}.filename", f"expected a bare file name, got {raw['filename']!r}")
+    _check_bare_filename(f"{loc}.filename", raw["filename"], problems)
     _check_pins(loc, raw, problems)
     if len(problems.items) > before:
         return None

@@ -22,21 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from huggingface_hub import HfApi, hf_hub_url
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+from huggingface_hub.utils import build_hf_headers, get_session, get_token, hf_raise_for_status
 from huggingface_hub.utils.sha import git_hash
 
-from handler.models.fetch import GIT_OID_MAX_BYTES, FetchError, read_token_file
+from handler.fsutil import write_atomic
+from handler.models.fetch import GIT_OID_MAX_BYTES, FetchError, describe_hub_error, start_hub_command
 from handler.models.lock import LicenseFile, LockEntry, LockError, ModelLock, load_lock
-from handler.models.lockedit import apply_updates, write_atomically
+from handler.models.lockedit import apply_updates
 
 Item = LockEntry | LicenseFile
 COMMENT = "[hub] resolved by `python -m handler lock`"
@@ -106,7 +100,7 @@ def resolve_items(
                 if isinstance(f, RepoFile)
             }
         except Exception as exc:
-            message = _explain(exc, repo, revision)
+            message = _explain(exc, api, repo, revision)
             errors.extend(f"{m.id}: {message}" for m in members)
             continue
         # The Hub says False, "auto" or "manual"; the lock records whether a token is needed.
@@ -122,7 +116,7 @@ def resolve_items(
             try:
                 sha256, size = _content_hash(api, repo, commit, found)
             except Exception as exc:
-                errors.append(f"{member.id}: {_explain(exc, repo, commit)}")
+                errors.append(f"{member.id}: {_explain(exc, api, repo, commit)}")
                 continue
             resolved[member.id] = Resolved(
                 revision=commit,
@@ -155,21 +149,12 @@ def _content_hash(api: HfApi, repo: str, commit: str, found: RepoFile) -> tuple[
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
-def _explain(exc: BaseException, repo: str, revision: str) -> str:
+def _explain(exc: BaseException, api: HfApi, repo: str, revision: str) -> str:
     if isinstance(exc, ResolveError):
         return str(exc)
-    if isinstance(exc, RevisionNotFoundError):
-        return f"revision {revision!r} does not exist in {repo}"
-    if isinstance(exc, GatedRepoError):
-        return f"{repo} is gated: accept its terms on the Hub and pass a token with access (HF_TOKEN or --token-file)"
-    if isinstance(exc, RepositoryNotFoundError):
-        return f"repository {repo} not found (or private: pass a token with access)"
-    if isinstance(exc, HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else "?"
-        return f"{repo}@{revision}: the Hub answered HTTP {status}: {str(exc).splitlines()[0]}"
-    if isinstance(exc, httpx2.HTTPError):
-        return f"{repo}@{revision}: cannot reach the Hub: {type(exc).__name__}: {exc}"
-    return f"{repo}@{revision}: {type(exc).__name__}: {exc}"
+    return describe_hub_error(
+        exc, repo=repo, revision=revision, endpoint=api.endpoint, has_token=bool(api.token or get_token())
+    )
 
 
 def select(lock: ModelLock, ids: Sequence[str] | None) -> list[Item]:
@@ -216,13 +201,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handler.log import configure_logging, register_secrets
-
-    configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
     try:
-        token = read_token_file(args.token_file) if args.token_file else (os.environ.get("HF_TOKEN") or None)
-        if token:
-            register_secrets([token])
+        token = start_hub_command(args.token_file, log_level="WARNING")
         lock = load_lock(args.lock)
         assert lock.source is not None
         items = select(lock, args.entry)
@@ -255,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{len(updates)} of {len(items)} entries differ from the Hub", file=sys.stderr)
         return 1
-    write_atomically(lock.source, new_text)
+    write_atomic(lock.source, new_text)
     for line in describe_updates(updates, items):
         print(line)
     print(f"{lock.source}: updated {len(updates)} of {len(items)} entries")

@@ -2,15 +2,13 @@
 
 A changed value gets an end-of-line comment saying where it came from (the old comment, such
 as ``# unknown``, would now be wrong); every other line, comment and the order stay as they were.
-The new text is validated before it is written, and written atomically.
+The new text is validated before anyone writes it (callers write it with
+``handler.fsutil.write_atomic``).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from handler.models.lock import dump_yaml, load_document, parse_lock
@@ -52,22 +50,3 @@ def apply_updates(text: str, updates: Mapping[str, Mapping[str, Any]], comment: 
     new_text = dump_yaml(document)
     parse_lock(new_text)  # never write a lock that would not load
     return new_text
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        except FileNotFoundError:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

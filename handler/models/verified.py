@@ -18,17 +18,16 @@ sha256 is the caller's job, so a lock update never needs the records rewritten.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from handler.fsutil import write_atomic
 from handler.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,33 +134,14 @@ class VerifiedStore:
             if directory in self._unwritable:
                 continue
             try:
-                _write_atomic(directory / record_name(path), text)
+                directory.mkdir(parents=True, exist_ok=True)
+                write_atomic(directory / record_name(path), text)
                 return True
             except OSError as exc:
                 self._unwritable.add(directory)
                 log.debug("cannot keep verification records in %s: %s", directory, exc)
         log.warning("verification of %s could not be remembered: no writable record directory", path)
         return False
-
-    def forget(self, path: Path) -> None:
-        """Drop any record for ``path`` (e.g. after it hashed wrong and was replaced)."""
-        name = record_name(path)
-        for directory in self.directories:
-            with contextlib.suppress(OSError):
-                (directory / name).unlink()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".rec-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def hash_file(path: Path) -> str:
@@ -171,17 +151,16 @@ def hash_file(path: Path) -> str:
     return sha256_file(path)
 
 
-def measure(path: Path, store: VerifiedStore, *, use_records: bool = True) -> str | None:
+def measure(path: Path, store: VerifiedStore) -> str | None:
     """The sha256 of ``path``: remembered if a record matches, otherwise hashed and remembered.
 
     Returns None when the file changed while it was being hashed (size or mtime moved): that
     digest describes no stable file state, so it is neither returned nor remembered.
     """
     before = path.stat()
-    if use_records:
-        known = store.lookup(path, before)
-        if known is not None:
-            return known
+    known = store.lookup(path, before)
+    if known is not None:
+        return known
     digest = hash_file(path)
     after = path.stat()
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from handler.fsutil import write_atomic
+
 if TYPE_CHECKING:
     from handler.models.locate import ExtraLink, ModelReport
 
@@ -142,20 +144,6 @@ def _place_link(path: Path, target: Path) -> None:
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
 def _fallback_state_dir() -> Path:
     return Path(tempfile.gettempdir()) / "ltx-worker-state"
 
@@ -188,13 +176,18 @@ def wire_models(
     target = yaml_path or state_dir / "extra_model_paths.yaml"
     text = extra_model_paths_text(farm_root, folders)
     try:
-        write_text_atomic(target, text)
+        _write_text(target, text)
     except OSError as exc:
         if yaml_path is None:
             raise
         fallback = state_dir / "extra_model_paths.yaml"
         log.warning("cannot write MODEL_PATHS_YAML=%s (%s); writing %s instead", yaml_path, exc, fallback)
-        write_text_atomic(fallback, text)
+        _write_text(fallback, text)
         target = fallback
     log.debug("ComfyUI model paths: %s (%d links)", target, sum(len(v) for v in layout.values()))
     return target
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from testcontainers.core.container import DockerContainer
 
 from tests.container import rig
 from tests.doubles.hf import RemoteHfDouble, start_subprocess
+from tests.support import free_port
 
 # Recognisable in any byte stream, so the scan can tell it never reached an image.
 FAKE_TOKEN = "hf_RIGSECRETtokenNeverInAnyLayer7c1d9e"
@@ -76,12 +76,6 @@ def baked_images(rig_dir: Path, hub: RemoteHfDouble) -> Iterator[BakedImages]:
 # --------------------------------------------------------------------------------------------
 # Running a worker image and sending it jobs
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def smoke_workflow(color: int) -> dict[str, Any]:

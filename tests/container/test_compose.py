@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from tests.container import rig
-from tests.container.conftest import JOB_TIMEOUT, BakedImages, free_port, smoke_workflow
+from tests.container.conftest import JOB_TIMEOUT, BakedImages, smoke_workflow
 from tests.docs.test_compose import COMPOSE_FILE, compose_command
+from tests.support import free_port, skip_unless_required
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -77,9 +78,9 @@ class ComposeProject:
 @pytest.fixture
 def project_factory(tmp_path: Path) -> Iterator[Any]:
     if compose_command() is None:
-        pytest.skip(
+        skip_unless_required(
             "the Docker Compose plugin is not installed (Debian: docker-compose from trixie, "
-            "which provides `docker compose`)"
+            "which provides `docker compose`; .ci/install-docker.sh installs it)"
         )
     started: list[ComposeProject] = []
 

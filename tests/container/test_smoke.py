@@ -21,8 +21,9 @@ from PIL import Image
 from testcontainers.core.container import DockerContainer
 
 from tests.container import rig
-from tests.container.conftest import JOB_TIMEOUT, BakedImages, decode_output_file, free_port, smoke_workflow
+from tests.container.conftest import JOB_TIMEOUT, BakedImages, decode_output_file, smoke_workflow
 from tests.doubles.runpod_api import RunPodJobAPI
+from tests.support import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from tests.doubles.comfyui.comfy_double.cli import build_parser
 from tests.doubles.comfyui.comfy_double.media import encode_png
-from tests.doubles.comfyui.launcher import MAIN_PY, free_port, start_double
+from tests.doubles.comfyui.launcher import MAIN_PY, start_double
 from tests.doubles.conftest import (
     CAPTURES_0_3,
     CAPTURES_0_26,
@@ -30,6 +30,7 @@ from tests.doubles.conftest import (
     post_prompt,
     submit,
 )
+from tests.support import free_port
 
 
 def _get_json(url: str) -> object:

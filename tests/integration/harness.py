@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 DOUBLE_DIR = REPO / "tests" / "doubles" / "comfyui"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def zero_time_workflow(color: int, prefix: str = "smoke") -> dict[str, Any]:

@@ -110,6 +110,31 @@ def test_verify_present_rehashes_and_replaces_a_damaged_file(tmp_path, hub):
     assert files_under(dest) == ["checkpoints/ltx-fp8.safetensors", "loras/ltx-lora.safetensors"]
 
 
+def test_verify_present_for_named_entries_hashes_only_those(tmp_path, hub, monkeypatch):
+    lock_path = _lock(tmp_path, hub, pinned(hub, FP8), pinned(hub, LORA))
+    dest = tmp_path / "models"
+    fetch_entries(_items(lock_path), dest, endpoint=hub.endpoint)
+    for name in ("checkpoints/ltx-fp8.safetensors", "loras/ltx-lora.safetensors"):
+        path = dest / name
+        path.write_bytes(b"\0" * path.stat().st_size)  # both damaged, same size
+    hub.clear_requests()
+    hashed = []
+
+    def counting_sha256(path, **kwargs):
+        hashed.append(Path(path).name)
+        return real_sha256(path, **kwargs)
+
+    real_sha256 = fetch_module.sha256_file
+    monkeypatch.setattr(fetch_module, "sha256_file", counting_sha256)
+    outcomes = fetch_entries(_items(lock_path), dest, endpoint=hub.endpoint, verify_present=[LORA.id])
+
+    assert [(o.id, o.action) for o in outcomes] == [(FP8.id, "present"), (LORA.id, "downloaded")]
+    assert hashed == ["ltx-lora.safetensors"]  # once, though it is looked at before and under the lease
+    assert outcomes[0].sha256 is None  # not named: kept for its size, not hashed
+    assert _sha(dest / "loras/ltx-lora.safetensors") == hub.file(LORA.repo, LORA.path).sha256
+    assert [(r.repo, r.path) for r in hub.body_requests()] == [(LORA.repo, LORA.path)]
+
+
 def test_resumes_with_a_range_request_after_the_connection_drops(tmp_path, hub):
     served = hub.file(FP8.repo, FP8.path)
     cut_at = 700 * KIB + 11
@@ -470,7 +495,7 @@ def test_progress_is_logged_as_lines_when_not_on_a_terminal(tmp_path, hub, caplo
     lock_path = _lock(tmp_path, hub, pinned(hub, LORA))
     with caplog.at_level(logging.INFO, logger="handler.models.fetch"):
         fetch_entries(_items(lock_path), tmp_path / "models", endpoint=hub.endpoint, show_progress=False)
-    assert "loras/ltx-lora.safetensors: 614.4 KB" in caplog.text
+    assert "loras/ltx-lora.safetensors: 600.00 KiB" in caplog.text
     assert "sha256 verified" in caplog.text
 
 
@@ -511,9 +536,7 @@ def test_nothing_is_written_for_an_empty_list(tmp_path):
     assert not (tmp_path / "models").exists()
 
 
-def test_sizes_in_messages_are_readable():
-    assert fetch_module._size(27078716018) == "27.1 GB"
-    assert fetch_module._size(512) == "512 B"
+def test_temp_files_are_hidden_and_name_their_content_and_owner():
     assert os.path.basename(fetch_module._temp_path(Path("/m/x.bin"), "a" * 16, "b" * 12)) == (
         ".x.bin." + "a" * 16 + "." + "b" * 12 + ".partial"
     )

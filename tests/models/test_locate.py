@@ -13,6 +13,7 @@ import pytest
 from handler.models import locate as loc
 from handler.models.lock import LockEntry
 from handler.models.verified import VerifiedStore
+from handler.settings import SettingsError
 from tests.models import conftest_locate as _fixtures
 from tests.models.conftest_locate import (
     REV_MAIN,
@@ -145,6 +146,21 @@ def test_active_set_from_configuration_when_slim(small_lock, places):
     assert "MODEL_SET is not set" in problem and "bf16, fp8" in problem
     name, problem, _ = loc.active_model_set(places.settings(MODEL_SET="int4"), SLIM, small_lock)
     assert name is None and "unknown model set 'int4' (from MODEL_SET)" in problem
+
+
+def test_an_explicit_set_wins_over_the_image_and_model_set(small_lock, places):
+    settings = places.settings(MODEL_SET="fp8")
+    assert loc.active_model_set(settings, baked_info(places, "fp8"), small_lock, "bf16") == ("bf16", None, [])
+    assert loc.active_model_set(settings, SLIM, small_lock, override="bf16")[:2] == ("bf16", None)
+    name, problem, _ = loc.active_model_set(settings, SLIM, small_lock, override="int4")
+    assert name is None and "unknown model set 'int4' (from --set)" in problem
+
+
+def test_verify_models_takes_download_or_full_only(places):
+    # "none" once parsed but behaved like "download": downloads are always hashed.
+    with pytest.raises(SettingsError, match="VERIFY_MODELS='none': Input should be 'download' or 'full'"):
+        places.settings(VERIFY_MODELS="none")
+    assert places.settings(VERIFY_MODELS="full").verify_models == "full"
 
 
 def test_download_dir_defaults(places):
@@ -513,6 +529,22 @@ def test_cli_table_names_missing_files_and_exits_one(small_lock, places):
     assert done.stdout.startswith("Models: set fp8, 6 of 7 files found")
     assert "MISSING latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors" in done.stdout
     assert "looked in:" in done.stdout
+
+
+def test_cli_set_on_a_baked_image_still_uses_the_images_verified_files(small_lock, places):
+    # An fp8 image asked about bf16: the shared files come from the image, trusted as the build
+    # verified them; only the bf16 checkpoint has to be elsewhere.
+    put_set(places.baked, small_lock, "fp8")
+    put(places.volume_models, "ckpt-bf16")
+    info = baked_info(places, "fp8", lock=small_lock)
+    (places.worker_home / "build-info.json").write_text(info.model_dump_json())
+    done = _cli(places, small_lock.source, "--json", "--set", "bf16", MODEL_SET="fp8")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["model_set"] == "bf16" and data["complete"] is True
+    found = {f["id"]: (f["source"], f["verified"]) for f in data["files"]}
+    assert found["ckpt-bf16"] == ("volume", None)
+    assert found["gemma"] == ("baked", True)
 
 
 def test_cli_rejects_a_bad_lock_with_exit_two(places, tmp_path):

@@ -6,6 +6,7 @@ fetch (handler/models/fetch.py), so the files, hashes, request log and concurren
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from handler.models import locate as loc
+from handler.models.verified import VerifiedStore
 from tests.doubles.hf import Fault, HfDouble
 from tests.models import conftest_locate as _fixtures
-from tests.models.conftest_locate import REV_MAIN, SLIM, SPECS, content_for, put
+from tests.models.conftest_locate import REV_MAIN, SLIM, SPEC_BY_ID, SPECS, content_for, put, put_set
 
 places = _fixtures.places
 small_lock = _fixtures.small_lock
@@ -143,6 +145,47 @@ def test_downloads_off_leaves_files_missing_with_a_hint(small_lock, places, hub)
     ).report
     assert len(report.missing) == 7 and hub.body_requests() == []
     assert "ALLOW_DOWNLOADS=true" in report.missing_error()
+
+
+def _bad_copy(places, entry_id: str) -> Path:
+    """A copy with the lock's size and other bytes, where downloads go (the volume's models)."""
+    return put(places.volume_models, entry_id, data=b"\0" * SPEC_BY_ID[entry_id].size)
+
+
+def test_full_verification_replaces_a_same_size_bad_copy_in_the_download_directory(small_lock, places, hub):
+    put_set(places.volume_models, small_lock, "fp8", skip=("gemma",))
+    bad = _bad_copy(places, "gemma")
+    settings = places.settings(
+        MODEL_SET="fp8", ALLOW_DOWNLOADS="true", VERIFY_MODELS="full", HF_ENDPOINT=hub.endpoint
+    )
+    report = loc.prepare_models(settings, lock=small_lock, build_info=SLIM).report
+    gemma = report.file_for("text_encoders", "gemma_3_12B_it_fp4_mixed.safetensors")
+    assert gemma is not None, report.missing_error()
+    assert (gemma.source, gemma.verified, gemma.path) == ("downloaded", True, bad)
+    assert bad.read_bytes() == content_for("gemma")
+    assert [(r.repo, r.path) for r in hub.body_requests()] == [
+        ("Comfy-Org/ltx-2", small_lock.entries["gemma"].path)
+    ]
+    assert report.complete
+
+
+def test_a_copy_remembered_as_bad_in_the_download_directory_is_replaced(small_lock, places, hub):
+    put_set(places.volume_models, small_lock, "fp8", skip=("gemma",))
+    bad = _bad_copy(places, "gemma")
+    settings = places.settings(MODEL_SET="fp8", ALLOW_DOWNLOADS="true", HF_ENDPOINT=hub.endpoint)
+    VerifiedStore.for_settings(settings).remember(
+        bad, hashlib.sha256(bad.read_bytes()).hexdigest(), bad.stat()
+    )
+    report = loc.prepare_models(settings, lock=small_lock, build_info=SLIM).report
+    gemma = report.file_for("text_encoders", "gemma_3_12B_it_fp4_mixed.safetensors")
+    assert gemma is not None, report.missing_error()
+    assert (gemma.source, gemma.verified) == ("downloaded", True)
+    assert bad.read_bytes() == content_for("gemma")
+    # and the next start finds the good copy, remembered, with nothing downloaded
+    hub.clear_requests()
+    again = loc.prepare_models(settings, lock=small_lock, build_info=SLIM).report
+    assert hub.body_requests() == []
+    assert again.file_for("text_encoders", "gemma_3_12B_it_fp4_mixed.safetensors").verified is True
 
 
 # prepare_models logs one line per fetched file: "<folder>/<file>: <action> <path> (<size>)"

@@ -157,3 +157,19 @@ def test_resolve_and_update_functions(hub):
     assert updates_for([entry], resolved) == {
         "l": {"revision": hub.commit(LORA.repo), "sha256": served.sha256, "size": served.size, "gated": False}
     }
+
+
+def test_lock_and_fetch_explain_a_hub_error_in_the_same_words(tmp_path, hub, endpoint, capsys):
+    ghost = Spec("ghost", "acme/ghost", "x.safetensors")
+    lock_path = write_lock(
+        tmp_path / "models.lock.yaml", [(ghost, {"revision": None, "sha256": "0" * 64, "size": 10})]
+    )
+    explained = "repository acme/ghost not found (HTTP 401); if it is private, pass a token (HF_TOKEN or --token-file)"
+
+    assert main(["lock", "--lock", str(lock_path), "--check"]) == 2
+    assert f"ghost: {explained}" in capsys.readouterr().err
+    dest = tmp_path / "models"
+    assert (
+        main(["fetch", "--set", "test", "--dest", str(dest), "--lock", str(lock_path), "--no-progress"]) == 1
+    )
+    assert f"acme/ghost/x.safetensors@main: {explained}" in capsys.readouterr().err

@@ -59,6 +59,20 @@ def test_a_licence_path_outside_the_repo_is_rejected():
         parse_lock(bad)
 
 
+@pytest.mark.parametrize("bad_name", ["sub/x.safetensors", "..", "a\\b"])
+def test_entry_and_licence_file_names_must_be_bare(bad_name: str):
+    bad = SHIPPED.replace("    filename: LTX-2-Community-License.txt", f"    filename: '{bad_name}'").replace(
+        "    filename: ltx-2-19b-dev-fp8.safetensors", f"    filename: '{bad_name}'"
+    )
+    with pytest.raises(LockError) as caught:
+        parse_lock(bad)
+    message = str(caught.value)
+    assert (
+        f"licenses.ltx-2-community-license.filename: expected a bare file name, got {bad_name!r}" in message
+    )
+    assert f"entries.ltx-2-19b-dev-fp8.filename: expected a bare file name, got {bad_name!r}" in message
+
+
 def test_two_licences_with_one_file_name_are_rejected():
     document = load_document(SHIPPED)
     document["licenses"]["other"] = dict(document["licenses"]["ltx-2-community-license"])

@@ -94,14 +94,6 @@ def test_records_on_a_shared_volume_serve_another_worker(tmp_path):
     assert VerifiedStore([shared, tmp_path / "b-state"]).lookup(path, path.stat()) == digest
 
 
-def test_forget_drops_the_record(tmp_path):
-    path = _file(tmp_path)
-    store = VerifiedStore([tmp_path / "records"])
-    measure(path, store)
-    store.forget(path)
-    assert store.lookup(path, path.stat()) is None
-
-
 def test_for_settings_prefers_the_volume(tmp_path):
     from handler.settings import Settings
 

@@ -9,9 +9,7 @@ no auth. Docker pushes to a loopback registry over plain HTTP without any daemon
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.release.script import REPO_ROOT, release
+from tests.support import free_port, skip_unless_required
 
 # One scratch stage per variant: the real docker-bake.hcl (variables, labels, matrix) builds it in
 # well under a second, so the tests exercise the bake file and the registry, not a 40 GB build.
@@ -52,19 +51,10 @@ class LocalRegistry:
             raise
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _registry_binary() -> str:
     binary = shutil.which("docker-registry")
     if binary is None:
-        message = "Debian's docker-registry is not installed (run .ci/install-docker.sh)"
-        if os.environ.get("REQUIRE_CONTAINER_TESTS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_required("Debian's docker-registry is not installed (run .ci/install-docker.sh)")
     return binary
 
 
@@ -72,7 +62,7 @@ def _registry_binary() -> str:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     binary = _registry_binary()
     root = tmp_path_factory.mktemp("registry")
-    host = f"127.0.0.1:{_free_port()}"
+    host = f"127.0.0.1:{free_port()}"
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\n"

@@ -13,8 +13,6 @@ from handler.templates import (
     TEMPLATE_NAMES,
     TemplateParamsError,
     render_template,
-    template_output_node,
-    template_roles,
     template_spec,
     validate_template_params,
 )
@@ -71,7 +69,7 @@ def test_every_model_file_in_a_rendered_graph_comes_from_the_lock(name: str, loc
     for set_name in lock.sets:
         graph, _ = render(name, lock, set_name)
         files = lock.role_filenames(set_name)
-        expected = {files[role] for role in template_roles(name)}
+        expected = {files[role] for role in template_spec(name).roles}
         seen = {
             value
             for node in graph.values()
@@ -227,7 +225,7 @@ def test_required_media_missing_at_render(lock: ModelLock) -> None:
 def test_output_nodes_are_savevideo(lock: ModelLock) -> None:
     for name in TEMPLATE_NAMES:
         graph, _ = render(name, lock)
-        assert graph[template_output_node(name)]["class_type"] == "SaveVideo"
+        assert graph[template_spec(name).output_node]["class_type"] == "SaveVideo"
 
 
 def test_a_template_key_naming_the_same_template_is_tolerated(lock: ModelLock) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -80,6 +79,27 @@ def test_model_set_from_the_images_build_info(
     assert json.loads(out)["92:1"]["inputs"]["ckpt_name"] == "ltx-2-19b-dev.safetensors"
 
 
+def test_the_images_baked_set_wins_over_model_set_and_set_wins_over_both(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The worker's rule (handler.models.locate.active_model_set): a baked image serves its own set.
+    home = tmp_path / "baked"
+    home.mkdir()
+    (home / "build-info.json").write_text(
+        json.dumps({"variant": "fp8", "model_set": "fp8", "models_dir": "/m"})
+    )
+    monkeypatch.setenv("WORKER_HOME", str(home))
+    monkeypatch.setenv("MODEL_SET", "bf16")
+    code, out, err = run_render(["t2v"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["92:1"]["inputs"]["ckpt_name"] == "ltx-2-19b-dev-fp8.safetensors"
+    assert err == "render: MODEL_SET=bf16 is ignored: this fp8 image bakes set fp8\n"
+
+    code, out, err = run_render(["t2v", "--set", "bf16"], capsys)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["92:1"]["inputs"]["ckpt_name"] == "ltx-2-19b-dev.safetensors"
+
+
 def test_show_params_reports_the_seed_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_render(["t2v", "--param", "duration=4", "--show-params"], capsys)
     assert code == 0
@@ -102,7 +122,7 @@ def test_invalid_parameters_go_to_stderr_with_status_2(capsys: pytest.CaptureFix
 def test_unknown_set_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_render(["t2v", "--set", "fp4"], capsys)
     assert (code, out) == (2, "")
-    assert "unknown model set 'fp4'; the lock defines: bf16, fp8" in err
+    assert "unknown model set 'fp4' (from --set); the lock defines: bf16, fp8" in err
 
 
 def test_missing_lock_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -123,22 +143,7 @@ def test_cli_pair_without_equals_sign_is_refused() -> None:
         parse_cli_params("t2v", ["frames"])
 
 
-def _missing_subcommand_module() -> str | None:
-    from handler.cli import SUBCOMMANDS
-
-    for module_name, _ in SUBCOMMANDS.values():
-        try:
-            importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                return module_name
-    return None
-
-
 def test_python_m_handler_render_in_a_subprocess() -> None:
-    missing = _missing_subcommand_module()
-    if missing:
-        pytest.skip(f"`python -m handler` cannot build its parser yet: {missing} does not exist")
     env = {**os.environ, "WORKER_HOME": "/nonexistent-worker-home"}
     env.pop("MODEL_SET", None)
     ok = subprocess.run(

@@ -17,7 +17,7 @@ from handler.models.lock import ModelLock
 from handler.templates import (
     TEMPLATE_NAMES,
     render_template,
-    template_output_node,
+    template_spec,
     validate_template_params,
 )
 from tests.doubles.comfyui.comfy_double.validation import object_info_with_files, validate_prompt
@@ -69,7 +69,7 @@ def assert_accepted(name: str, graph: dict, info: dict) -> None:
     assert result.status == 200, result.body
     assert result.ok
     assert result.body["node_errors"] == {}
-    assert result.outputs == [template_output_node(name)]
+    assert result.outputs == [template_spec(name).output_node]
 
 
 @pytest.mark.parametrize("case", list(EDGE_CASES))

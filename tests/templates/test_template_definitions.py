@@ -19,7 +19,6 @@ from handler.templates import (
     TemplateDefinitionError,
     load_templates,
     parse_templates,
-    template_roles,
     template_spec,
 )
 
@@ -33,6 +32,7 @@ LOADER_FOLDERS = {
     "UNETLoader": {"unet_name": "diffusion_models"},
     "VAELoader": {"vae_name": "vae"},
 }
+OFFICIAL_MANIFEST = Path(__file__).resolve().parents[1] / "fixtures" / "ltx2" / "manifest-entries-ltx2.json"
 MODEL_FILE = re.compile(r"\.(safetensors|ckpt|pt|pth|bin|gguf|sft)$")
 
 
@@ -76,7 +76,7 @@ def test_every_role_exists_in_each_lock_set_in_the_folder_its_loaders_read(
     name: str, set_name: str, lock: ModelLock
 ) -> None:
     model_set = lock.set(set_name)
-    assert set(template_roles(name)) <= set(model_set.models), set(template_roles(name)) - set(
+    assert set(template_spec(name).roles) <= set(model_set.models), set(template_spec(name).roles) - set(
         model_set.models
     )
     spec = template_spec(name)
@@ -92,15 +92,15 @@ def test_every_lock_set_serves_every_template(lock: ModelLock) -> None:
     # No set in the lock is limited to some templates, so each must serve all four.
     for set_name in lock.sets:
         for name in TEMPLATE_NAMES:
-            assert set(template_roles(name)) <= set(lock.role_filenames(set_name)), (set_name, name)
+            assert set(template_spec(name).roles) <= set(lock.role_filenames(set_name)), (set_name, name)
 
 
 def test_roles_per_template() -> None:
     common = ["checkpoint", "text_encoder", "distilled_lora", "spatial_upscaler"]
-    assert template_roles("t2v") == common
-    assert template_roles("i2v") == common
-    assert set(template_roles("canny")) == {*common, "canny_ic_lora"}
-    assert set(template_roles("depth")) == {*common, "depth_ic_lora", "depth_model", "depth_vae"}
+    assert template_spec("t2v").roles == common
+    assert template_spec("i2v").roles == common
+    assert set(template_spec("canny").roles) == {*common, "canny_ic_lora"}
+    assert set(template_spec("depth").roles) == {*common, "depth_ic_lora", "depth_model", "depth_vae"}
 
 
 @pytest.mark.parametrize("name", TEMPLATE_NAMES)
@@ -116,13 +116,11 @@ def test_provenance_is_recorded(name: str) -> None:
 
 
 def test_recorded_template_hashes_match_the_official_manifest() -> None:
-    # The official manifest extract, when this machine has it (the shared reference material).
-    manifest_path = Path("/work/shared/ltx2/ui-templates/manifest-entries-ltx2.json")
-    if not manifest_path.exists():
-        pytest.skip("official manifest extract not on this machine")
+    # The LTX-2 entries of ComfyUI's workflow-templates manifest (file name -> sha256 of each
+    # asset), kept in tests/fixtures/ltx2/ from the project's reference material.
     official = {
         asset["filename"]: asset["sha256"]
-        for entry in json.loads(manifest_path.read_text(encoding="utf-8"))
+        for entry in json.loads(OFFICIAL_MANIFEST.read_text(encoding="utf-8"))
         for asset in entry["assets"]
     }
     for name in TEMPLATE_NAMES:

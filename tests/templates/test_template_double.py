@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from handler.models.lock import ModelLock, load_lock
-from handler.templates import TEMPLATE_NAMES, render_template, template_output_node, validate_template_params
+from handler.templates import TEMPLATE_NAMES, render_template, template_spec, validate_template_params
 from tests.doubles.comfyui.comfy_double import media
 from tests.doubles.comfyui.launcher import RunningDouble, start_double
 
@@ -112,7 +112,7 @@ def test_double_accepts_the_rendered_prompt(
     if case == "small_run":  # let it run to the end: the SaveVideo output is reported
         entry = wait_for_history(comfy, body["prompt_id"])
         assert entry["status"]["status_str"] == "success", entry["status"]
-        video = entry["outputs"][template_output_node(name)]
+        video = entry["outputs"][template_spec(name).output_node]
         assert video["animated"] == [True]
         assert video["images"][0]["filename"].endswith(".mp4")
 

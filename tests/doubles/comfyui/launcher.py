@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from tests.support import free_port
+
 MAIN_PY = Path(__file__).resolve().parent / "main.py"
 LOG_NAME = "comfyui-double.log"
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
